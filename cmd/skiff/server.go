@@ -1,0 +1,209 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/skiffhq/skiff/internal/api"
+	"github.com/skiffhq/skiff/internal/cli"
+	"github.com/skiffhq/skiff/internal/platform"
+	"github.com/skiffhq/skiff/internal/store"
+)
+
+// serverConfig is every setting of `skiff server`. Each is a flag with a
+// matching SKIFF_* environment variable; the flag wins.
+type serverConfig struct {
+	dataDir    string
+	apiAddr    string
+	baseDomain string
+	adminEmail string
+	rateLimit  int
+	rateRefill float64
+	maxDynos   int
+	logLevel   string
+}
+
+func defaultDataDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/skiff"
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "skiff")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".local", "share", "skiff")
+}
+
+// envDefault returns the environment's value for name, else def.
+func envDefault(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+func parseServerFlags(args []string) (*serverConfig, error) {
+	fs := flag.NewFlagSet("skiff server", flag.ContinueOnError)
+	c := &serverConfig{}
+	str := func(p *string, name, env, def, usage string) {
+		fs.StringVar(p, name, envDefault(env, def), usage+" ($"+env+")")
+	}
+	str(&c.dataDir, "data-dir", "SKIFF_DATA_DIR", defaultDataDir(), "directory for the database and all state")
+	str(&c.apiAddr, "api-addr", "SKIFF_API_ADDR", "127.0.0.1:5000", "address the Platform API listens on")
+	str(&c.baseDomain, "base-domain", "SKIFF_BASE_DOMAIN", "localhost", "apps answer on <app>.<base-domain>")
+	str(&c.adminEmail, "admin-email", "SKIFF_ADMIN_EMAIL", "admin@skiff.local", "email of the admin account created at first start")
+	str(&c.logLevel, "log-level", "SKIFF_LOG_LEVEL", "info", "debug, info, warn or error")
+	var rateLimit, rateRefill, maxDynos string
+	str(&rateLimit, "rate-limit", "SKIFF_RATE_LIMIT", "4500", "API requests an account may make in a burst")
+	str(&rateRefill, "rate-refill", "SKIFF_RATE_REFILL", "75", "API requests an account regains each minute")
+	str(&maxDynos, "max-dynos", "SKIFF_MAX_DYNOS", "100", "dynos one app may run, all process types together")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: skiff server [flags]\n\nRuns the Skiff API with embedded defaults (SQLite under --data-dir).\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	var err error
+	if c.rateLimit, err = strconv.Atoi(rateLimit); err != nil || c.rateLimit < 1 {
+		return nil, fmt.Errorf("--rate-limit %q: want a positive whole number", rateLimit)
+	}
+	if c.rateRefill, err = strconv.ParseFloat(rateRefill, 64); err != nil || c.rateRefill <= 0 {
+		return nil, fmt.Errorf("--rate-refill %q: want a positive number", rateRefill)
+	}
+	if c.maxDynos, err = strconv.Atoi(maxDynos); err != nil || c.maxDynos < 1 {
+		return nil, fmt.Errorf("--max-dynos %q: want a positive whole number", maxDynos)
+	}
+	return c, nil
+}
+
+func runServer(args []string) error {
+	cfg, err := parseServerFlags(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(log)
+
+	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	unlock, err := lockDataDir(cfg.dataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	db, err := store.Open(filepath.Join(cfg.dataDir, "skiff.db"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	bus := platform.NewBus()
+	p := platform.New(db, bus, platform.WithLimits(platform.Limits{MaxDynos: cfg.maxDynos}))
+
+	ln, err := net.Listen("tcp", cfg.apiAddr)
+	if err != nil {
+		return fmt.Errorf("api listener: %w", err)
+	}
+	apiURL := "http://" + dialable(ln.Addr().(*net.TCPAddr))
+	base := cfg.baseDomain
+	handler := api.New(p, api.Config{
+		WebURL:     func(app string) string { return "http://" + app + "." + base + "/" },
+		GitURL:     func(app string) string { return "https://git." + base + "/" + app + ".git" },
+		RateLimit:  cfg.rateLimit,
+		RateRefill: cfg.rateRefill,
+		Logger:     log,
+	})
+
+	fmt.Printf("API URL: %s\n", apiURL)
+	if err := firstStart(ctx, p, cfg, apiURL); err != nil {
+		ln.Close()
+		return err
+	}
+
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("skiff server started", "api", apiURL, "data_dir", cfg.dataDir)
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdown)
+}
+
+// firstStart creates the admin account when the store has none, prints its
+// token once, writes it to <data-dir>/admin-token for scripts and, unless
+// the user already has one, to the skiff client's login file.
+func firstStart(ctx context.Context, p *platform.Platform, cfg *serverConfig, apiURL string) error {
+	admin, auth, err := p.EnsureAdmin(ctx, cfg.adminEmail)
+	if err != nil || admin == nil {
+		return err
+	}
+	fmt.Printf("Admin email: %s\nAdmin token: %s\n", admin.Email, auth.Secret)
+	if err := os.WriteFile(filepath.Join(cfg.dataDir, "admin-token"), []byte(auth.Secret+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write admin token: %w", err)
+	}
+	if l, err := cli.ReadLogin(); err == nil && l.Token == "" {
+		if path, err := cli.WriteLogin(cli.Login{APIURL: apiURL, Email: admin.Email, Token: auth.Secret}); err == nil {
+			slog.Info("saved the admin login for the skiff client", "file", path)
+		}
+	}
+	return nil
+}
+
+// dialable turns a listener address into one a client can dial: an
+// unspecified host (0.0.0.0, ::) becomes loopback.
+func dialable(a *net.TCPAddr) string {
+	host := a.IP.String()
+	if a.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return host + ":" + strconv.Itoa(a.Port)
+}
+
+// lockDataDir takes an exclusive lock on the data directory so that two
+// servers never share one database.
+func lockDataDir(dir string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(dir, "skiff.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data dir %s is in use by another skiff server", dir)
+	}
+	return func() { f.Close() }, nil
+}

@@ -1,0 +1,59 @@
+package api
+
+import "net/http"
+
+func (s *Server) routes() {
+	// Accounts and authentication.
+	s.handlePublic("POST /oauth/authorizations", s.createAuthorization)
+	s.handle("GET /oauth/authorizations", s.listAuthorizations)
+	s.handle("GET /oauth/authorizations/{id}", s.getAuthorization)
+	s.handle("DELETE /oauth/authorizations/{id}", s.deleteAuthorization)
+	s.handle("DELETE /oauth/sessions/{id}", s.deleteSession)
+	s.handle("GET /account", s.getAccount)
+	s.handle("GET /users/{user}", s.getUser)
+	s.mux.HandleFunc("GET /account/rate-limits", s.rateLimits)
+	s.handle("POST /accounts", s.createAccount)
+
+	// Apps.
+	s.handle("POST /apps", s.createApp)
+	s.handle("GET /apps", s.listApps)
+	s.handle("GET /users/{user}/apps", s.listUserApps)
+	s.handle("GET /apps/{app}", s.getApp)
+	s.handle("PATCH /apps/{app}", s.updateApp)
+	s.handle("DELETE /apps/{app}", s.destroyApp)
+	s.handle("GET /apps/{app}/collaborators", s.listCollaborators)
+	s.handle("GET /apps/{app}/addons", s.listAddons)
+	s.handle("GET /apps/{app}/dynos", s.listDynos)
+
+	// Config vars and releases.
+	s.handle("GET /apps/{app}/config-vars", s.getConfig)
+	s.handle("PATCH /apps/{app}/config-vars", s.updateConfig)
+	s.handle("GET /apps/{app}/releases", s.listReleases)
+	s.handle("POST /apps/{app}/releases", s.createRelease)
+	s.handle("GET /apps/{app}/releases/{release}", s.getRelease)
+	s.handle("GET /apps/{app}/releases/{release}/config-vars", s.getReleaseConfig)
+
+	// Formation.
+	s.handle("GET /apps/{app}/formation", s.listFormation)
+	s.handle("PATCH /apps/{app}/formation", s.batchUpdateFormation)
+	s.handle("GET /apps/{app}/formation/{type}", s.getFormation)
+	s.handle("PATCH /apps/{app}/formation/{type}", s.updateFormation)
+
+	// Features.
+	s.handle("GET /apps/{app}/features", s.listFeatures)
+	s.handle("GET /apps/{app}/features/{feature}", s.getFeature)
+	s.handle("PATCH /apps/{app}/features/{feature}", s.updateFeature)
+
+	// Platform catalogue.
+	s.handle("GET /regions", s.listRegions)
+	s.handle("GET /regions/{region}", s.getRegion)
+	s.handle("GET /stacks", s.listStacks)
+	s.handle("GET /stacks/{stack}", s.getStack)
+	s.handle("GET /dyno-sizes", s.listSizes)
+	s.handle("GET /dyno-sizes/{size}", s.getSize)
+	s.handle("GET /apps/{app}/available-dyno-sizes", s.listAppSizes)
+
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, notFound("The requested API endpoint was not found. Are you using the right HTTP verb (i.e. `GET` vs. `POST`), and did you specify your intended version with the `Accept` header?"))
+	})
+}
