@@ -169,10 +169,16 @@ func firstStart(ctx context.Context, p *platform.Platform, cfg *serverConfig, ap
 	if err != nil || admin == nil {
 		return err
 	}
-	fmt.Printf("Admin email: %s\nAdmin token: %s\n", admin.Email, auth.Secret)
-	if err := os.WriteFile(filepath.Join(cfg.dataDir, "admin-token"), []byte(auth.Secret+"\n"), 0o600); err != nil {
+	// The file is complete before the banner names the token, so a script
+	// that reads it on seeing the banner never finds it missing or short.
+	path := filepath.Join(cfg.dataDir, "admin-token")
+	if err := os.WriteFile(path+".tmp", []byte(auth.Secret+"\n"), 0o600); err != nil {
 		return fmt.Errorf("write admin token: %w", err)
 	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		return fmt.Errorf("write admin token: %w", err)
+	}
+	fmt.Printf("Admin email: %s\nAdmin token: %s\n", admin.Email, auth.Secret)
 	if l, err := cli.ReadLogin(); err == nil && l.Token == "" {
 		if path, err := cli.WriteLogin(cli.Login{APIURL: apiURL, Email: admin.Email, Token: auth.Secret}); err == nil {
 			slog.Info("saved the admin login for the skiff client", "file", path)
