@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/skiffhq/skiff/internal/platform"
+	"github.com/skiffhq/skiff/internal/store"
 )
 
 // apiError is an error with the HTTP status and Heroku error id it answers with.
@@ -42,6 +43,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apiError
 	if errors.As(err, &ae) {
 		writeJSON(w, ae.Status, map[string]string{"id": ae.ID, "message": ae.Message})
+		return
+	}
+	if errors.Is(err, store.ErrBadRange) {
+		writeJSON(w, http.StatusRequestedRangeNotSatisfiable, map[string]string{"id": "requested_range_not_satisfiable", "message": "Invalid Range header: " + err.Error()})
 		return
 	}
 	if pe, ok := platform.AsError(err); ok {

@@ -63,7 +63,9 @@ func (u formationUpdate) scale() (platform.Scale, error) {
 			if err := json.Unmarshal(q, &n); err != nil {
 				return sc, invalidParams(fmt.Sprintf("Invalid type for quantity: expected a number or a string, got %s.", q))
 			}
-			text = n.String()
+			if text = n.String(); strings.HasPrefix(text, "-") { // a number is absolute; "-1" (a string) scales down
+				return sc, invalidParams(fmt.Sprintf("Invalid quantity %s: must not be negative.", q))
+			}
 		}
 		qty, err := platform.ParseQuantity(text)
 		if err != nil {
@@ -121,15 +123,8 @@ func (s *Server) batchUpdateFormation(w http.ResponseWriter, r *http.Request, c 
 		}
 	}
 	app := r.PathValue("app")
-	if len(images) > 0 {
-		if _, err := s.p.DeployImages(r.Context(), c.account, app, images); err != nil {
-			return err
-		}
-	}
-	if len(scales) > 0 {
-		if _, err := s.p.ScaleFormation(r.Context(), c.account, app, scales); err != nil {
-			return err
-		}
+	if _, _, err := s.p.UpdateFormation(r.Context(), c.account, app, images, scales); err != nil {
+		return err
 	}
 	a, fs, err := s.p.Formation(r.Context(), c.account, app)
 	if err != nil {

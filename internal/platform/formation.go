@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -145,66 +146,103 @@ func (p *Platform) ScaleFormation(ctx context.Context, actor *Account, ident str
 	if len(updates) == 0 {
 		return nil, errorf(KindInvalid, "No formation updates given.")
 	}
-	var changed []*store.Formation
+	_, fs, err := p.UpdateFormation(ctx, actor, ident, nil, updates)
+	return fs, err
+}
+
+// UpdateFormation releases images and applies scale updates in one
+// transaction: if any part is refused, nothing changes. It returns the new
+// release (nil without images) and the formation entries the updates named.
+func (p *Platform) UpdateFormation(ctx context.Context, actor *Account, ident string, images []ImageUpdate, scales []Scale) (*Release, []*store.Formation, error) {
+	if len(images) == 0 && len(scales) == 0 {
+		return nil, nil, errorf(KindInvalid, "No formation updates given.")
+	}
+	if err := checkImages(images); err != nil {
+		return nil, nil, err
+	}
+	var rel *Release
+	var named []*store.Formation
 	err := p.write(ctx, func(tx *store.Tx, ev *[]Event) error {
 		app, err := access(tx, actor, ident)
 		if err != nil {
 			return err
 		}
-		all, err := tx.Formations(app.ID)
-		if err != nil {
-			return err
-		}
-		byType := make(map[string]*store.Formation, len(all))
-		for _, f := range all {
-			byType[f.Type] = f
-		}
-		changed = changed[:0]
-		seen := map[string]bool{}
-		for _, u := range updates {
-			f, ok := byType[u.Type]
-			if !ok {
-				return errorf(KindNotFound, "Couldn't find that process type (%s).", u.Type)
-			}
-			if u.Size != nil {
-				s, ok := SizeByName(*u.Size)
-				if !ok {
-					return errorf(KindInvalid, "Unknown dyno size %q. Sizes: %s.", *u.Size, sizeNames())
-				}
-				if s.PrivateOnly {
-					return errorf(KindInvalid, "%s dynos are only available in Private Spaces.", s.Name)
-				}
-				f.Size = s.Name
-			}
-			if q := u.Quantity; q != nil {
-				if q.Relative {
-					f.Quantity = max(0, f.Quantity+q.N)
-				} else {
-					f.Quantity = q.N
-				}
-			}
-			if !seen[f.Type] {
-				seen[f.Type] = true
-				changed = append(changed, f)
-			}
-		}
-		if err := p.checkLimits(all); err != nil {
-			return err
-		}
-		now := p.now()
-		var desc []string
-		for _, f := range changed {
-			f.UpdatedAt = now
-			if err := tx.PutFormation(f); err != nil {
+		if len(images) > 0 {
+			if rel, err = p.deploy(tx, ev, app, actor, images); err != nil {
 				return err
 			}
-			desc = append(desc, fmt.Sprintf("%s@%d:%s", f.Type, f.Quantity, f.Size))
 		}
+		named, err = p.scale(tx, ev, app, actor, scales)
+		return err
+	})
+	return rel, named, err
+}
+
+// scale applies updates inside tx and announces what changed.
+func (p *Platform) scale(tx *store.Tx, ev *[]Event, app *App, actor *Account, updates []Scale) ([]*store.Formation, error) {
+	all, err := tx.Formations(app.ID)
+	if err != nil {
+		return nil, err
+	}
+	find := func(ident string) *store.Formation {
+		for _, f := range all {
+			if f.Type == ident || f.ID == ident {
+				return f
+			}
+		}
+		return nil
+	}
+	before := make(map[string]store.Formation, len(all))
+	for _, f := range all {
+		before[f.ID] = *f
+	}
+	var named []*store.Formation
+	for _, u := range updates {
+		f := find(u.Type)
+		if f == nil {
+			return nil, errorf(KindNotFound, "Couldn't find that process type (%s).", u.Type)
+		}
+		if u.Size != nil {
+			s, ok := SizeByName(*u.Size)
+			if !ok {
+				return nil, errorf(KindInvalid, "Unknown dyno size %q. Sizes: %s.", *u.Size, sizeNames())
+			}
+			if s.PrivateOnly {
+				return nil, errorf(KindInvalid, "%s dynos are only available in Private Spaces.", s.Name)
+			}
+			f.Size = s.Name
+		}
+		if q := u.Quantity; q != nil {
+			if q.Relative {
+				f.Quantity = max(0, f.Quantity+q.N)
+			} else {
+				f.Quantity = q.N
+			}
+		}
+		if !slices.Contains(named, f) {
+			named = append(named, f)
+		}
+	}
+	if err := p.checkLimits(all); err != nil {
+		return nil, err
+	}
+	now := p.now()
+	var desc []string
+	for _, f := range named {
+		if b := before[f.ID]; b.Quantity == f.Quantity && b.Size == f.Size {
+			continue
+		}
+		f.UpdatedAt = now
+		if err := tx.PutFormation(f); err != nil {
+			return nil, err
+		}
+		desc = append(desc, fmt.Sprintf("%s@%d:%s", f.Type, f.Quantity, f.Size))
+	}
+	if len(desc) > 0 {
 		*ev = append(*ev, Event{Kind: EventFormation, AppID: app.ID, AppName: app.Name,
 			Message: "Scaled to " + strings.Join(desc, " ") + " by user " + actor.Email, Time: now})
-		return nil
-	})
-	return changed, err
+	}
+	return named, nil
 }
 
 // checkLimits enforces Heroku's scaling rules on a whole formation.

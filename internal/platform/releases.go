@@ -121,7 +121,7 @@ func (p *Platform) UpdateConfig(ctx context.Context, actor *Account, ident strin
 				removed = slices.DeleteFunc(removed, func(k string) bool { return k == c.Key })
 			}
 		}
-		if len(set) == 0 && len(removed) == 0 {
+		if maps.Equal(cfg, cur.Config) { // nothing changed in the end, e.g. {"A": "1", "A": null} with no A
 			return nil
 		}
 		if n := configSize(cfg); n > MaxConfigSize {
@@ -271,36 +271,34 @@ type ImageUpdate struct {
 // DeployImages creates one release in which each named process type runs
 // the given image; other types keep what the current release runs.
 func (p *Platform) DeployImages(ctx context.Context, actor *Account, ident string, updates []ImageUpdate) (*Release, error) {
-	if len(updates) == 0 {
-		return nil, errorf(KindInvalid, "No images to release.")
-	}
+	rel, _, err := p.UpdateFormation(ctx, actor, ident, updates, nil)
+	return rel, err
+}
+
+func checkImages(updates []ImageUpdate) error {
 	for _, u := range updates {
 		if !processType.MatchString(u.Type) {
-			return nil, errorf(KindInvalid, "Invalid process type %q.", u.Type)
+			return errorf(KindInvalid, "Invalid process type %q.", u.Type)
 		}
 		if !imageDigest.MatchString(u.Image) {
-			return nil, errorf(KindInvalid, "Invalid docker_image %q: expected an image id such as sha256:<64 hex digits>.", u.Image)
+			return errorf(KindInvalid, "Invalid docker_image %q: expected an image id such as sha256:<64 hex digits>.", u.Image)
 		}
 	}
-	var rel *Release
-	err := p.write(ctx, func(tx *store.Tx, ev *[]Event) error {
-		app, err := access(tx, actor, ident)
-		if err != nil {
-			return err
-		}
-		cur, err := current(tx, app)
-		if err != nil {
-			return err
-		}
-		procs := maps.Clone(cur.Processes)
-		for _, u := range updates {
-			procs[u.Type] = Process{Image: u.Image}
-		}
-		desc := "Deploy " + strings.TrimPrefix(updates[0].Image, "sha256:")[:8]
-		rel, err = p.release(tx, ev, app, actor, desc, cur.Config, procs)
-		return err
-	})
-	return rel, err
+	return nil
+}
+
+// deploy records the release of images inside tx.
+func (p *Platform) deploy(tx *store.Tx, ev *[]Event, app *App, actor *Account, updates []ImageUpdate) (*Release, error) {
+	cur, err := current(tx, app)
+	if err != nil {
+		return nil, err
+	}
+	procs := maps.Clone(cur.Processes)
+	for _, u := range updates {
+		procs[u.Type] = Process{Image: u.Image}
+	}
+	desc := "Deploy " + strings.TrimPrefix(updates[0].Image, "sha256:")[:8]
+	return p.release(tx, ev, app, actor, desc, cur.Config, procs)
 }
 
 // ReleaseConfig returns the config vars a release was made with.

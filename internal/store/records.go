@@ -121,7 +121,7 @@ func (p Page) clause(col string, numeric bool) (where string, args []any, tail s
 		}
 		n, err := strconv.Atoi(s)
 		if err != nil {
-			return nil, fmt.Errorf("range bound %q is not a number", s)
+			return nil, fmt.Errorf("%w: bound %q is not a number", ErrBadRange, s)
 		}
 		return n, nil
 	}

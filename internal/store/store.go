@@ -30,6 +30,9 @@ var migrations embed.FS
 // ErrNotFound is returned when a looked-up record does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrBadRange is returned when a Page's bounds do not fit its field.
+var ErrBadRange = errors.New("invalid range")
+
 // ErrConflict is returned when a write would break a uniqueness rule.
 var ErrConflict = errors.New("conflict")
 
@@ -151,8 +154,9 @@ func run(ctx context.Context, db *sql.DB, fn func(*Tx) error) error {
 
 func now() string { return Time(time.Now()) }
 
-// Time formats t as the store keeps times.
-func Time(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+// Time formats t as the store keeps times: fixed width (all nine fractional
+// digits), so that the text sorts in time order.
+func Time(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000000Z07:00") }
 
 // ParseTime reads a time written by Time.
 func ParseTime(s string) time.Time {
