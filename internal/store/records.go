@@ -149,8 +149,8 @@ func (p Page) clause(col string, numeric bool) (where string, args []any, tail s
 		where += " AND " + col + " " + before + " ?"
 		args = append(args, v)
 	}
-	tail = fmt.Sprintf(" ORDER BY %s %s LIMIT %d", col, dir, p.Max+1)
-	return where, args, tail, nil
+	tail = fmt.Sprintf(" ORDER BY %s %s LIMIT ?", col, dir)
+	return where, append(args, p.Max+1), tail, nil
 }
 
 // ---- accounts and tokens ----
@@ -169,7 +169,7 @@ func scanAccount(s interface{ Scan(...any) error }) (*Account, error) {
 
 // CreateAccount inserts a; its email must be unused.
 func (tx *Tx) CreateAccount(a *Account) error {
-	_, err := tx.tx.ExecContext(tx.ctx, `INSERT INTO accounts (`+accountCols+`) VALUES (?, ?, ?, ?, ?, ?)`,
+	_, err := tx.exec(`INSERT INTO accounts (`+accountCols+`) VALUES (?, ?, ?, ?, ?, ?)`,
 		a.ID, a.Email, a.PasswordHash, a.Admin, Time(a.CreatedAt), Time(a.UpdatedAt))
 	if isUnique(err) {
 		return ErrConflict
@@ -180,23 +180,23 @@ func (tx *Tx) CreateAccount(a *Account) error {
 // AccountCount returns how many accounts exist.
 func (tx *Tx) AccountCount() (int, error) {
 	var n int
-	err := tx.tx.QueryRowContext(tx.ctx, `SELECT count(*) FROM accounts`).Scan(&n)
+	err := tx.queryRow(`SELECT count(*) FROM accounts`).Scan(&n)
 	return n, err
 }
 
 // AccountByEmail looks an account up by its email.
 func (tx *Tx) AccountByEmail(email string) (*Account, error) {
-	return scanAccount(tx.tx.QueryRowContext(tx.ctx, `SELECT `+accountCols+` FROM accounts WHERE email = ?`, email))
+	return scanAccount(tx.queryRow(`SELECT `+accountCols+` FROM accounts WHERE email = ?`, email))
 }
 
 // AccountByID looks an account up by its id.
 func (tx *Tx) AccountByID(id string) (*Account, error) {
-	return scanAccount(tx.tx.QueryRowContext(tx.ctx, `SELECT `+accountCols+` FROM accounts WHERE id = ?`, id))
+	return scanAccount(tx.queryRow(`SELECT `+accountCols+` FROM accounts WHERE id = ?`, id))
 }
 
 // CreateToken inserts t.
 func (tx *Tx) CreateToken(t *Token) error {
-	_, err := tx.tx.ExecContext(tx.ctx, `INSERT INTO tokens (id, account_id, hash, description, expires_at, created_at, updated_at)
+	_, err := tx.exec(`INSERT INTO tokens (id, account_id, hash, description, expires_at, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, t.ID, t.AccountID, t.Hash, t.Description, timePtr(t.ExpiresAt), Time(t.CreatedAt), Time(t.UpdatedAt))
 	return err
 }
@@ -220,12 +220,12 @@ func scanToken(s interface{ Scan(...any) error }) (*Token, error) {
 
 // TokenByHash finds the token with the given hash.
 func (tx *Tx) TokenByHash(hash string) (*Token, error) {
-	return scanToken(tx.tx.QueryRowContext(tx.ctx, `SELECT `+tokenCols+` FROM tokens WHERE hash = ?`, hash))
+	return scanToken(tx.queryRow(`SELECT `+tokenCols+` FROM tokens WHERE hash = ?`, hash))
 }
 
 // Tokens lists an account's tokens, oldest first.
 func (tx *Tx) Tokens(accountID string) ([]*Token, error) {
-	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT `+tokenCols+` FROM tokens WHERE account_id = ? ORDER BY created_at, id`, accountID)
+	rows, err := tx.query(`SELECT `+tokenCols+` FROM tokens WHERE account_id = ? ORDER BY created_at, id`, accountID)
 	if err != nil {
 		return nil, err
 	}
@@ -234,7 +234,7 @@ func (tx *Tx) Tokens(accountID string) ([]*Token, error) {
 
 // DeleteToken removes one of an account's tokens.
 func (tx *Tx) DeleteToken(accountID, id string) error {
-	return affected(tx.tx.ExecContext(tx.ctx, `DELETE FROM tokens WHERE account_id = ? AND id = ?`, accountID, id))
+	return affected(tx.exec(`DELETE FROM tokens WHERE account_id = ? AND id = ?`, accountID, id))
 }
 
 // ---- apps ----
@@ -262,7 +262,7 @@ func scanApp(s interface{ Scan(...any) error }) (*App, error) {
 
 // CreateApp inserts a; its name must be unused.
 func (tx *Tx) CreateApp(a *App) error {
-	_, err := tx.tx.ExecContext(tx.ctx, `INSERT INTO apps (id, name, owner_id, stack, build_stack, maintenance, acm, last_version, created_at, updated_at)
+	_, err := tx.exec(`INSERT INTO apps (id, name, owner_id, stack, build_stack, maintenance, acm, last_version, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`, a.ID, a.Name, a.OwnerID, a.Stack, a.BuildStack, a.Maintenance, a.ACM, Time(a.CreatedAt), Time(a.UpdatedAt))
 	if isUnique(err) {
 		return ErrConflict
@@ -272,18 +272,18 @@ func (tx *Tx) CreateApp(a *App) error {
 
 // AppByName looks an app up by name.
 func (tx *Tx) AppByName(name string) (*App, error) {
-	return scanApp(tx.tx.QueryRowContext(tx.ctx, appSelect+` WHERE a.name = ?`, name))
+	return scanApp(tx.queryRow(appSelect+` WHERE a.name = ?`, name))
 }
 
 // AppByID looks an app up by id.
 func (tx *Tx) AppByID(id string) (*App, error) {
-	return scanApp(tx.tx.QueryRowContext(tx.ctx, appSelect+` WHERE a.id = ?`, id))
+	return scanApp(tx.queryRow(appSelect+` WHERE a.id = ?`, id))
 }
 
 // AppNameTaken reports whether an app already has name.
 func (tx *Tx) AppNameTaken(name string) (bool, error) {
 	var n int
-	err := tx.tx.QueryRowContext(tx.ctx, `SELECT count(*) FROM apps WHERE name = ?`, name).Scan(&n)
+	err := tx.queryRow(`SELECT count(*) FROM apps WHERE name = ?`, name).Scan(&n)
 	return n > 0, err
 }
 
@@ -305,7 +305,7 @@ func (tx *Tx) Apps(accountID string, p Page) (apps []*App, more bool, err error)
 		q += ` AND a.id IN (SELECT app_id FROM collaborators WHERE account_id = ?)`
 		args = append([]any{accountID}, args...)
 	}
-	rows, err := tx.tx.QueryContext(tx.ctx, q+where+tail, args...)
+	rows, err := tx.query(q+where+tail, args...)
 	if err != nil {
 		return nil, false, err
 	}
@@ -318,7 +318,7 @@ func (tx *Tx) Apps(accountID string, p Page) (apps []*App, more bool, err error)
 
 // UpdateApp writes a's name, stacks, maintenance and acm flags.
 func (tx *Tx) UpdateApp(a *App) error {
-	res, err := tx.tx.ExecContext(tx.ctx, `UPDATE apps SET name = ?, stack = ?, build_stack = ?, maintenance = ?, acm = ?, updated_at = ? WHERE id = ?`,
+	res, err := tx.exec(`UPDATE apps SET name = ?, stack = ?, build_stack = ?, maintenance = ?, acm = ?, updated_at = ? WHERE id = ?`,
 		a.Name, a.Stack, a.BuildStack, a.Maintenance, a.ACM, Time(a.UpdatedAt), a.ID)
 	if isUnique(err) {
 		return ErrConflict
@@ -328,7 +328,7 @@ func (tx *Tx) UpdateApp(a *App) error {
 
 // DeleteApp removes an app and, by cascade, everything that belongs to it.
 func (tx *Tx) DeleteApp(id string) error {
-	return affected(tx.tx.ExecContext(tx.ctx, `DELETE FROM apps WHERE id = ?`, id))
+	return affected(tx.exec(`DELETE FROM apps WHERE id = ?`, id))
 }
 
 // NextVersion allocates the app's next release version. The row update
@@ -337,7 +337,7 @@ func (tx *Tx) DeleteApp(id string) error {
 // transaction gives its number back.
 func (tx *Tx) NextVersion(appID string) (int, error) {
 	var v int
-	err := tx.tx.QueryRowContext(tx.ctx, `UPDATE apps SET last_version = last_version + 1 WHERE id = ? RETURNING last_version`, appID).Scan(&v)
+	err := tx.queryRow(`UPDATE apps SET last_version = last_version + 1 WHERE id = ? RETURNING last_version`, appID).Scan(&v)
 	return v, notFound(err)
 }
 
@@ -345,7 +345,7 @@ func (tx *Tx) NextVersion(appID string) (int, error) {
 
 // AddCollaborator gives an account access to an app.
 func (tx *Tx) AddCollaborator(c *Collaborator) error {
-	_, err := tx.tx.ExecContext(tx.ctx, `INSERT INTO collaborators (id, app_id, account_id, role, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`,
+	_, err := tx.exec(`INSERT INTO collaborators (id, app_id, account_id, role, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`,
 		c.ID, c.AppID, c.AccountID, c.Role, Time(c.CreatedAt), Time(c.UpdatedAt))
 	if isUnique(err) {
 		return ErrConflict
@@ -355,7 +355,7 @@ func (tx *Tx) AddCollaborator(c *Collaborator) error {
 
 // Collaborator returns accountID's access to appID.
 func (tx *Tx) Collaborator(appID, accountID string) (*Collaborator, error) {
-	rows, err := tx.tx.QueryContext(tx.ctx, collabSelect+` WHERE c.app_id = ? AND c.account_id = ?`, appID, accountID)
+	rows, err := tx.query(collabSelect+` WHERE c.app_id = ? AND c.account_id = ?`, appID, accountID)
 	if err != nil {
 		return nil, err
 	}
@@ -371,7 +371,7 @@ func (tx *Tx) Collaborator(appID, accountID string) (*Collaborator, error) {
 
 // Collaborators lists who can access an app.
 func (tx *Tx) Collaborators(appID string) ([]*Collaborator, error) {
-	rows, err := tx.tx.QueryContext(tx.ctx, collabSelect+` WHERE c.app_id = ? ORDER BY c.created_at, c.id`, appID)
+	rows, err := tx.query(collabSelect+` WHERE c.app_id = ? ORDER BY c.created_at, c.id`, appID)
 	if err != nil {
 		return nil, err
 	}
@@ -394,6 +394,11 @@ func scanCollaborator(s interface{ Scan(...any) error }) (*Collaborator, error) 
 // ---- releases ----
 
 const releaseCols = `id, app_id, version, description, status, user_id, user_email, config, processes, created_at, updated_at`
+
+// releaseListCols reads releases without their config: a list never shows
+// config vars, and decoding thousands of them dominated listing. Config is
+// left empty in the results.
+const releaseListCols = `id, app_id, version, description, status, user_id, user_email, '{}', processes, created_at, updated_at`
 
 func scanRelease(s interface{ Scan(...any) error }) (*Release, error) {
 	var r Release
@@ -429,7 +434,7 @@ func (tx *Tx) CreateRelease(r *Release) error {
 	if err != nil {
 		return err
 	}
-	_, err = tx.tx.ExecContext(tx.ctx, `INSERT INTO releases (`+releaseCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err = tx.exec(`INSERT INTO releases (`+releaseCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.ID, r.AppID, r.Version, r.Description, r.Status, r.UserID, r.UserEmail, string(config), string(procs),
 		Time(r.CreatedAt), Time(r.UpdatedAt))
 	if isUnique(err) {
@@ -440,24 +445,25 @@ func (tx *Tx) CreateRelease(r *Release) error {
 
 // ReleaseByVersion returns an app's release by version number.
 func (tx *Tx) ReleaseByVersion(appID string, version int) (*Release, error) {
-	return scanRelease(tx.tx.QueryRowContext(tx.ctx, `SELECT `+releaseCols+` FROM releases WHERE app_id = ? AND version = ?`, appID, version))
+	return scanRelease(tx.queryRow(`SELECT `+releaseCols+` FROM releases WHERE app_id = ? AND version = ?`, appID, version))
 }
 
 // ReleaseByID returns an app's release by id.
 func (tx *Tx) ReleaseByID(appID, id string) (*Release, error) {
-	return scanRelease(tx.tx.QueryRowContext(tx.ctx, `SELECT `+releaseCols+` FROM releases WHERE app_id = ? AND id = ?`, appID, id))
+	return scanRelease(tx.queryRow(`SELECT `+releaseCols+` FROM releases WHERE app_id = ? AND id = ?`, appID, id))
 }
 
 // CurrentRelease returns the app's newest succeeded release: the one whose
 // code and config its dynos run.
 func (tx *Tx) CurrentRelease(appID string) (*Release, error) {
-	return scanRelease(tx.tx.QueryRowContext(tx.ctx, `SELECT `+releaseCols+` FROM releases
+	return scanRelease(tx.queryRow(`SELECT `+releaseCols+` FROM releases
 		WHERE app_id = ? AND status = 'succeeded' ORDER BY version DESC LIMIT 1`, appID))
 }
 
 var releasePageCols = map[string]bool{"id": false, "version": true}
 
-// Releases lists an app's releases one page at a time.
+// Releases lists an app's releases one page at a time, without their
+// config vars (see ReleaseByVersion for a release's config).
 func (tx *Tx) Releases(appID string, p Page) (rs []*Release, more bool, err error) {
 	numeric, ok := releasePageCols[p.Field]
 	if !ok {
@@ -467,7 +473,7 @@ func (tx *Tx) Releases(appID string, p Page) (rs []*Release, more bool, err erro
 	if err != nil {
 		return nil, false, err
 	}
-	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT `+releaseCols+` FROM releases WHERE app_id = ?`+where+tail, append([]any{appID}, args...)...)
+	rows, err := tx.query(`SELECT `+releaseListCols+` FROM releases WHERE app_id = ?`+where+tail, append([]any{appID}, args...)...)
 	if err != nil {
 		return nil, false, err
 	}
@@ -494,7 +500,7 @@ func scanFormation(s interface{ Scan(...any) error }) (*Formation, error) {
 
 // Formations lists an app's process types, ordered by type.
 func (tx *Tx) Formations(appID string) ([]*Formation, error) {
-	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT `+formationCols+` FROM formations WHERE app_id = ? ORDER BY type`, appID)
+	rows, err := tx.query(`SELECT `+formationCols+` FROM formations WHERE app_id = ? ORDER BY type`, appID)
 	if err != nil {
 		return nil, err
 	}
@@ -503,7 +509,7 @@ func (tx *Tx) Formations(appID string) ([]*Formation, error) {
 
 // PutFormation inserts or updates f (keyed by app and type).
 func (tx *Tx) PutFormation(f *Formation) error {
-	_, err := tx.tx.ExecContext(tx.ctx, `INSERT INTO formations (`+formationCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+	_, err := tx.exec(`INSERT INTO formations (`+formationCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (app_id, type) DO UPDATE SET quantity = excluded.quantity, size = excluded.size,
 		command = excluded.command, updated_at = excluded.updated_at`,
 		f.ID, f.AppID, f.Type, f.Quantity, f.Size, f.Command, Time(f.CreatedAt), Time(f.UpdatedAt))
@@ -514,7 +520,7 @@ func (tx *Tx) PutFormation(f *Formation) error {
 
 // Features returns the stored feature states of an app by name.
 func (tx *Tx) Features(appID string) (map[string]*Feature, error) {
-	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT app_id, name, enabled, created_at, updated_at FROM app_features WHERE app_id = ?`, appID)
+	rows, err := tx.query(`SELECT app_id, name, enabled, created_at, updated_at FROM app_features WHERE app_id = ?`, appID)
 	if err != nil {
 		return nil, err
 	}
@@ -536,7 +542,7 @@ func (tx *Tx) Features(appID string) (map[string]*Feature, error) {
 
 // PutFeature stores a feature's state.
 func (tx *Tx) PutFeature(f *Feature) error {
-	_, err := tx.tx.ExecContext(tx.ctx, `INSERT INTO app_features (app_id, name, enabled, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+	_, err := tx.exec(`INSERT INTO app_features (app_id, name, enabled, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (app_id, name) DO UPDATE SET enabled = excluded.enabled, updated_at = excluded.updated_at`,
 		f.AppID, f.Name, f.Enabled, Time(f.CreatedAt), Time(f.UpdatedAt))
 	return err
@@ -583,4 +589,13 @@ func timePtr(t *time.Time) any {
 		return nil
 	}
 	return Time(*t)
+}
+
+// AllApps lists every app, for the platform's own loops (not for users).
+func (tx *Tx) AllApps() ([]*App, error) {
+	rows, err := tx.query(appSelect + ` ORDER BY a.name`)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, scanApp)
 }

@@ -157,17 +157,17 @@ func TestPageClause(t *testing.T) {
 		numeric bool
 		where   string
 		args    []any
-		tail    string
+		tail    string // LIMIT is the last argument: max+1
 	}{
-		{"all", Page{Max: 200}, false, "", nil, " ORDER BY c ASC LIMIT 201"},
-		{"desc", Page{Max: 10, Desc: true}, true, "", nil, " ORDER BY c DESC LIMIT 11"},
-		{"start", Page{Start: "b", Max: 2}, false, " AND c >= ?", []any{"b"}, " ORDER BY c ASC LIMIT 3"},
-		{"start exclusive", Page{Start: "b", StartExclusive: true, Max: 2}, false, " AND c > ?", []any{"b"}, " ORDER BY c ASC LIMIT 3"},
-		{"start and end", Page{Start: "3", End: "9", Max: 2}, true, " AND c >= ? AND c <= ?", []any{3, 9}, " ORDER BY c ASC LIMIT 3"},
-		{"desc start exclusive", Page{Start: "12", StartExclusive: true, Max: 5, Desc: true}, true, " AND c < ?", []any{12}, " ORDER BY c DESC LIMIT 6"},
-		{"desc start and end", Page{Start: "12", End: "3", Max: 5, Desc: true}, true, " AND c <= ? AND c >= ?", []any{12, 3}, " ORDER BY c DESC LIMIT 6"},
-		{"end only", Page{End: "zz", Max: 1}, false, " AND c <= ?", []any{"zz"}, " ORDER BY c ASC LIMIT 2"},
-		{"text numbers stay text", Page{Start: "10", Max: 1}, false, " AND c >= ?", []any{"10"}, " ORDER BY c ASC LIMIT 2"},
+		{"all", Page{Max: 200}, false, "", []any{201}, " ORDER BY c ASC LIMIT ?"},
+		{"desc", Page{Max: 10, Desc: true}, true, "", []any{11}, " ORDER BY c DESC LIMIT ?"},
+		{"start", Page{Start: "b", Max: 2}, false, " AND c >= ?", []any{"b", 3}, " ORDER BY c ASC LIMIT ?"},
+		{"start exclusive", Page{Start: "b", StartExclusive: true, Max: 2}, false, " AND c > ?", []any{"b", 3}, " ORDER BY c ASC LIMIT ?"},
+		{"start and end", Page{Start: "3", End: "9", Max: 2}, true, " AND c >= ? AND c <= ?", []any{3, 9, 3}, " ORDER BY c ASC LIMIT ?"},
+		{"desc start exclusive", Page{Start: "12", StartExclusive: true, Max: 5, Desc: true}, true, " AND c < ?", []any{12, 6}, " ORDER BY c DESC LIMIT ?"},
+		{"desc start and end", Page{Start: "12", End: "3", Max: 5, Desc: true}, true, " AND c <= ? AND c >= ?", []any{12, 3, 6}, " ORDER BY c DESC LIMIT ?"},
+		{"end only", Page{End: "zz", Max: 1}, false, " AND c <= ?", []any{"zz", 2}, " ORDER BY c ASC LIMIT ?"},
+		{"text numbers stay text", Page{Start: "10", Max: 1}, false, " AND c >= ?", []any{"10", 2}, " ORDER BY c ASC LIMIT ?"},
 	} {
 		where, args, tail, err := tc.p.clause("c", tc.numeric)
 		if err != nil {

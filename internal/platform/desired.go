@@ -1,0 +1,77 @@
+package platform
+
+import (
+	"context"
+	"errors"
+
+	"github.com/skiffhq/skiff/internal/store"
+)
+
+// AppState is what the dyno manager needs to know of one app to run it:
+// its current release, formation and the features that change how it is
+// run. It is read without an actor: only the platform's own loops use it.
+type AppState struct {
+	App       *App
+	Release   *Release
+	Formation []*store.Formation
+	Preboot   bool
+}
+
+// Desired reads the state every app should be running in. An app that is
+// absent has been destroyed.
+func (p *Platform) Desired(ctx context.Context) ([]*AppState, error) {
+	var out []*AppState
+	err := p.read(ctx, func(tx *store.Tx) error {
+		apps, err := tx.AllApps()
+		if err != nil {
+			return err
+		}
+		out = out[:0]
+		for _, a := range apps {
+			s, err := appState(tx, a)
+			if err != nil {
+				return err
+			}
+			out = append(out, s)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// DesiredApp reads one app's state; a destroyed app gives (nil, nil).
+func (p *Platform) DesiredApp(ctx context.Context, appID string) (*AppState, error) {
+	var s *AppState
+	err := p.read(ctx, func(tx *store.Tx) error {
+		a, err := tx.AppByID(appID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		s, err = appState(tx, a)
+		return err
+	})
+	return s, err
+}
+
+func appState(tx *store.Tx, a *App) (*AppState, error) {
+	r, err := current(tx, a)
+	if err != nil {
+		return nil, err
+	}
+	fs, err := tx.Formations(a.ID)
+	if err != nil {
+		return nil, err
+	}
+	feats, err := tx.Features(a.ID)
+	if err != nil {
+		return nil, err
+	}
+	s := &AppState{App: a, Release: r, Formation: fs}
+	if f, ok := feats["preboot"]; ok {
+		s.Preboot = f.Enabled
+	}
+	return s, nil
+}
