@@ -1,0 +1,297 @@
+package dyno
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/skiffhq/skiff/internal/platform"
+)
+
+// Source is where the manager reads what should run.
+type Source interface {
+	Desired(ctx context.Context) ([]*platform.AppState, error)
+	DesiredApp(ctx context.Context, appID string) (*platform.AppState, error)
+}
+
+// Config configures a Manager. Durations are fields so that tests drive
+// boot timeouts and back-off in milliseconds.
+type Config struct {
+	Runner Runner
+	Source Source
+	Events *platform.Bus // changes to react to; nil: only periodic resync
+	Logs   Logs
+	Log    *slog.Logger
+
+	Port          int             // $PORT given to web dynos (default 5000)
+	BootTimeout   time.Duration   // R10 after this (default 60 s)
+	StopTimeout   time.Duration   // SIGKILL and R12 after this (default 30 s)
+	Backoff       []time.Duration // delay before restart after the 1st, 2nd, … consecutive crash
+	StableAfter   time.Duration   // a process that ran this long had a good start (default 10 min)
+	ProbeInterval time.Duration   // how often a starting web dyno's port is tried (default 20 ms)
+	Resync        time.Duration   // full reconcile interval (default 30 s)
+	Now           func() time.Time
+}
+
+// HerokuBackoff is Heroku's crash restart schedule: the first restart is
+// immediate, then cool-offs of up to 20, 40, 60, 180 and 320 minutes, then
+// every 320 minutes.
+var HerokuBackoff = []time.Duration{0, 20 * time.Minute, 40 * time.Minute, 60 * time.Minute, 180 * time.Minute, 320 * time.Minute}
+
+// Manager runs every app's dynos.
+type Manager struct {
+	cfg Config
+
+	mu   sync.Mutex
+	apps map[string]map[string]*supervisor // app id -> dyno name -> supervisor
+	ctx  context.Context
+	wg   sync.WaitGroup
+}
+
+// New returns a manager; Run starts it.
+func New(cfg Config) *Manager {
+	if cfg.Port == 0 {
+		cfg.Port = 5000
+	}
+	if cfg.BootTimeout == 0 {
+		cfg.BootTimeout = 60 * time.Second
+	}
+	if cfg.StopTimeout == 0 {
+		cfg.StopTimeout = 30 * time.Second
+	}
+	if len(cfg.Backoff) == 0 {
+		cfg.Backoff = HerokuBackoff
+	}
+	if cfg.StableAfter == 0 {
+		cfg.StableAfter = 10 * time.Minute
+	}
+	if cfg.ProbeInterval == 0 {
+		cfg.ProbeInterval = 20 * time.Millisecond
+	}
+	if cfg.Resync == 0 {
+		cfg.Resync = 30 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Manager{cfg: cfg, apps: map[string]map[string]*supervisor{}}
+}
+
+// Run reconciles until ctx is done, then stops every dyno gracefully and
+// returns once they are all down.
+func (m *Manager) Run(ctx context.Context) error {
+	m.mu.Lock()
+	m.ctx = ctx
+	m.mu.Unlock()
+	var events <-chan platform.Event
+	if m.cfg.Events != nil {
+		sub := m.cfg.Events.Subscribe(1024)
+		defer sub.Close()
+		events = sub.C
+	}
+	m.reconcileAll(ctx)
+	resync := time.NewTicker(m.cfg.Resync)
+	defer resync.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			m.stopAll()
+			return nil
+		case e := <-events:
+			switch e.Kind {
+			case platform.EventRelease, platform.EventFormation, platform.EventDestroy, platform.EventApp:
+				m.reconcileApp(ctx, e.AppID)
+			}
+		case <-resync.C:
+			m.reconcileAll(ctx)
+		}
+	}
+}
+
+func (m *Manager) reconcileAll(ctx context.Context) {
+	states, err := m.cfg.Source.Desired(ctx)
+	if err != nil {
+		m.cfg.Log.Error("dyno manager: read desired state", "err", err)
+		return
+	}
+	seen := map[string]bool{}
+	for _, s := range states {
+		seen[s.App.ID] = true
+		m.reconcile(s.App.ID, s)
+	}
+	m.mu.Lock()
+	gone := []string{}
+	for id := range m.apps {
+		if !seen[id] {
+			gone = append(gone, id)
+		}
+	}
+	m.mu.Unlock()
+	for _, id := range gone {
+		m.reconcile(id, nil)
+	}
+}
+
+func (m *Manager) reconcileApp(ctx context.Context, appID string) {
+	s, err := m.cfg.Source.DesiredApp(ctx, appID)
+	if err != nil {
+		m.cfg.Log.Error("dyno manager: read desired state", "app", appID, "err", err)
+		return
+	}
+	m.reconcile(appID, s)
+}
+
+// units lists the dynos an app should run; nil state means none.
+func (m *Manager) units(s *platform.AppState) map[string]*Unit {
+	out := map[string]*Unit{}
+	if s == nil {
+		return out
+	}
+	for _, f := range s.Formation {
+		proc, ok := s.Release.Processes[f.Type]
+		if !ok {
+			continue // the current release does not have this type
+		}
+		size, _ := platform.SizeByName(f.Size)
+		for i := 1; i <= f.Quantity; i++ {
+			name := f.Type + "." + strconv.Itoa(i)
+			env := maps.Clone(s.Release.Config)
+			if env == nil {
+				env = map[string]string{}
+			}
+			env["DYNO"] = name
+			u := &Unit{AppID: s.App.ID, App: s.App.Name, Name: name, Type: f.Type, ReleaseID: s.Release.ID,
+				Release: s.Release.Version, Image: proc.Image, Command: proc.Command, Env: env, Size: size}
+			if f.Type == "web" {
+				u.Port = m.cfg.Port
+				env["PORT"] = strconv.Itoa(u.Port)
+			}
+			out[name] = u
+		}
+	}
+	return out
+}
+
+// reconcile makes the app's supervisors match its desired state: new dynos
+// start, surplus ones stop, and dynos on an older release or another size
+// restart on the new unit.
+func (m *Manager) reconcile(appID string, s *platform.AppState) {
+	want := m.units(s)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ctx == nil || m.ctx.Err() != nil {
+		return
+	}
+	have := m.apps[appID]
+	if have == nil {
+		have = map[string]*supervisor{}
+		m.apps[appID] = have
+	}
+	for name, sup := range have {
+		if _, ok := want[name]; !ok {
+			close(sup.stop)
+			delete(have, name)
+		}
+	}
+	for name, u := range want {
+		sup, ok := have[name]
+		if !ok {
+			sup = newSupervisor(m, m.wrapOutput(u))
+			have[name] = sup
+			m.wg.Add(1)
+			go func() {
+				defer m.wg.Done()
+				sup.run(m.ctx)
+			}()
+			continue
+		}
+		cur := sup.current()
+		if cur.ReleaseID != u.ReleaseID || cur.Size.Name != u.Size.Name || cur.App != u.App {
+			sup.update(m.wrapOutput(u))
+		}
+	}
+	if len(have) == 0 {
+		delete(m.apps, appID)
+	}
+}
+
+// wrapOutput gives the unit writers that turn the process's output into
+// app log lines.
+func (m *Manager) wrapOutput(u *Unit) *Unit {
+	w := &lineWriter{emit: func(line string) { m.cfg.Logs.Log(u.AppID, u.App, "app", u.Name, line) }}
+	u.Stdout, u.Stderr = w, w
+	return u
+}
+
+func (m *Manager) stopAll() {
+	m.mu.Lock()
+	for id, have := range m.apps {
+		for _, sup := range have {
+			select {
+			case <-sup.stop:
+			default:
+				close(sup.stop)
+			}
+		}
+		delete(m.apps, id)
+	}
+	m.mu.Unlock()
+	m.wg.Wait()
+}
+
+// Dynos lists an app's dynos, ordered by type and number.
+func (m *Manager) Dynos(appID string) []Info {
+	m.mu.Lock()
+	sups := slices.Collect(maps.Values(m.apps[appID]))
+	m.mu.Unlock()
+	out := make([]Info, 0, len(sups))
+	for _, s := range sups {
+		out = append(out, s.snapshot())
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Type != out[j].Type {
+			return out[i].Type < out[j].Type
+		}
+		return dynoNumber(out[i].Name) < dynoNumber(out[j].Name)
+	})
+	return out
+}
+
+func dynoNumber(name string) int {
+	for i := len(name) - 1; i >= 0; i-- {
+		if name[i] == '.' {
+			n, _ := strconv.Atoi(name[i+1:])
+			return n
+		}
+	}
+	return 0
+}
+
+// Restart restarts an app's dynos: all of them, those of one type, or one
+// by name. It reports how many it restarted; an unknown name or type is an
+// error.
+func (m *Manager) Restart(appID, typ, name string) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, sup := range m.apps[appID] {
+		u := sup.current()
+		if (typ == "" || u.Type == typ) && (name == "" || u.Name == name) {
+			sup.requestRestart()
+			n++
+		}
+	}
+	if n == 0 && (typ != "" || name != "") {
+		return 0, fmt.Errorf("no such dyno")
+	}
+	return n, nil
+}

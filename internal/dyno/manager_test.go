@@ -1,0 +1,346 @@
+package dyno
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/skiffhq/skiff/internal/platform"
+	"github.com/skiffhq/skiff/internal/store"
+)
+
+// fakeRunner runs no container: each process is a goroutine whose
+// behaviour the unit's MODE config var picks, and a web process listens on
+// a real loopback port so the manager's probe is exercised for real.
+type fakeRunner struct {
+	mu     sync.Mutex
+	starts map[string]int // dyno name -> starts
+}
+
+type fakeProcess struct {
+	u      *Unit
+	ln     net.Listener
+	exit   chan Exit
+	once   sync.Once
+	result Exit
+	sigs   chan syscall.Signal
+}
+
+func (r *fakeRunner) Start(ctx context.Context, u *Unit) (Process, error) {
+	r.mu.Lock()
+	r.starts[u.Name]++
+	r.mu.Unlock()
+	p := &fakeProcess{u: u, exit: make(chan Exit, 1), sigs: make(chan syscall.Signal, 4)}
+	mode := u.Env["MODE"]
+	if u.Port > 0 && mode != "nobind" {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		p.ln = ln
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+	}
+	fmt.Fprintf(u.Stdout, "hello from %s\n", u.Name)
+	go func() {
+		if mode == "crash" {
+			p.finish(Exit{Code: 1})
+			return
+		}
+		for sig := range p.sigs {
+			if sig == syscall.SIGKILL || (sig == syscall.SIGTERM && mode != "ignore-term") {
+				p.finish(Exit{Code: 128 + int(sig)})
+				return
+			}
+		}
+	}()
+	return p, nil
+}
+
+func (r *fakeRunner) startsOf(name string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.starts[name]
+}
+
+func (p *fakeProcess) finish(e Exit) {
+	p.once.Do(func() {
+		if p.ln != nil {
+			p.ln.Close()
+		}
+		p.exit <- e
+	})
+}
+
+func (p *fakeProcess) Wait() Exit {
+	if e, ok := <-p.exit; ok {
+		p.result = e
+		close(p.exit)
+	}
+	return p.result
+}
+
+func (p *fakeProcess) Signal(sig syscall.Signal) error {
+	select {
+	case p.sigs <- sig:
+	default:
+	}
+	return nil
+}
+
+func (p *fakeProcess) Addr() string {
+	if p.ln == nil {
+		return "127.0.0.1:1" // nothing listens there
+	}
+	return p.ln.Addr().String()
+}
+
+func (p *fakeProcess) Command() string { return "fake " + p.u.Env["MODE"] }
+
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logLines) Log(appID, app, source, dyno, msg string) {
+	l.mu.Lock()
+	l.lines = append(l.lines, fmt.Sprintf("%s[%s]: %s", source, dyno, msg))
+	l.mu.Unlock()
+}
+
+func (l *logLines) count(sub string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, line := range l.lines {
+		if strings.Contains(line, sub) {
+			n++
+		}
+	}
+	return n
+}
+
+type env struct {
+	t      *testing.T
+	p      *platform.Platform
+	m      *Manager
+	runner *fakeRunner
+	logs   *logLines
+	admin  *platform.Account
+	ctx    context.Context
+}
+
+func newEnv(t *testing.T, tune func(*Config)) *env {
+	t.Helper()
+	db, err := store.Open(filepath.Join(t.TempDir(), "skiff.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	bus := platform.NewBus()
+	p := platform.New(db, bus)
+	ctx, cancel := context.WithCancel(context.Background())
+	admin, _, err := p.CreateAccount(ctx, "admin@example.com", "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, p: p, runner: &fakeRunner{starts: map[string]int{}}, logs: &logLines{}, admin: admin, ctx: ctx}
+	cfg := Config{Runner: e.runner, Source: p, Events: bus, Logs: e.logs,
+		BootTimeout: 2 * time.Second, StopTimeout: 2 * time.Second, Backoff: []time.Duration{0, time.Hour},
+		ProbeInterval: 5 * time.Millisecond, Resync: time.Hour}
+	if tune != nil {
+		tune(&cfg)
+	}
+	e.m = New(cfg)
+	done := make(chan struct{})
+	go func() { e.m.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return e
+}
+
+// app creates an app whose release runs web and worker with mode.
+func (e *env) app(name, mode string) *platform.App {
+	e.t.Helper()
+	app, err := e.p.CreateApp(e.ctx, e.admin, platform.AppSpec{Name: name})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if mode != "" {
+		e.config(name, "MODE", mode)
+	}
+	img := "sha256:" + strings.Repeat("ab", 32)
+	if _, err := e.p.DeployImages(e.ctx, e.admin, name, []platform.ImageUpdate{{Type: "web", Image: img}, {Type: "worker", Image: img}}); err != nil {
+		e.t.Fatal(err)
+	}
+	return app
+}
+
+func (e *env) config(app, k, v string) {
+	e.t.Helper()
+	if _, _, err := e.p.UpdateConfig(e.ctx, e.admin, app, []platform.ConfigChange{{Key: k, Value: &v}}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) scale(app, typ string, n int) {
+	e.t.Helper()
+	if _, err := e.p.ScaleFormation(e.ctx, e.admin, app, []platform.Scale{{Type: typ, Quantity: &platform.Quantity{N: n}}}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// eventually polls cond for up to 10 s (a bound on hangs, not a timing
+// assertion).
+func (e *env) eventually(what string, cond func() bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	e.logs.mu.Lock()
+	defer e.logs.mu.Unlock()
+	e.t.Fatalf("never: %s\nlog:\n%s", what, strings.Join(e.logs.lines, "\n"))
+}
+
+func states(ds []Info) string {
+	var s []string
+	for _, d := range ds {
+		s = append(s, fmt.Sprintf("%s=%s@v%d", d.Name, d.State, d.Release))
+	}
+	return strings.Join(s, " ")
+}
+
+func TestScaleUpAndDown(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	app := e.app("scaler", "")
+	e.eventually("web.1 up", func() bool { return states(e.m.Dynos(app.ID)) == "web.1=up@v3" })
+	e.scale("scaler", "web", 3)
+	e.eventually("web.1..3 up", func() bool { return states(e.m.Dynos(app.ID)) == "web.1=up@v3 web.2=up@v3 web.3=up@v3" })
+	e.scale("scaler", "web", 1)
+	e.eventually("only web.1", func() bool { return states(e.m.Dynos(app.ID)) == "web.1=up@v3" })
+	if n := e.runner.startsOf("web.1"); n != 1 {
+		t.Errorf("web.1 started %d times; scaling must not restart it", n)
+	}
+	e.scale("scaler", "worker", 2)
+	e.eventually("workers up", func() bool {
+		return states(e.m.Dynos(app.ID)) == "web.1=up@v3 worker.1=up@v3 worker.2=up@v3"
+	})
+	for _, want := range []string{"heroku[web.2]: Stopping all processes with SIGTERM", "heroku[web.2]: Process exited with status 143",
+		"heroku[web.1]: State changed from starting to up", "app[web.1]: hello from web.1", "heroku[web.1]: Starting process with command `fake `"} {
+		if e.logs.count(want) == 0 {
+			t.Errorf("no log line %q", want)
+		}
+	}
+}
+
+func TestNewReleaseRestartsEveryDyno(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	app := e.app("releaser", "")
+	e.scale("releaser", "web", 2)
+	e.eventually("web up", func() bool { return states(e.m.Dynos(app.ID)) == "web.1=up@v3 web.2=up@v3" })
+	e.config("releaser", "GREETING", "hi")
+	e.eventually("restarted on v4", func() bool { return states(e.m.Dynos(app.ID)) == "web.1=up@v4 web.2=up@v4" })
+	if _, err := e.p.Rollback(e.ctx, e.admin, "releaser", "3"); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually("restarted on v5", func() bool { return states(e.m.Dynos(app.ID)) == "web.1=up@v5 web.2=up@v5" })
+	if n := e.logs.count("heroku[web.1]: Restarting"); n != 2 {
+		t.Errorf("web.1 restarted %d times, want 2", n)
+	}
+}
+
+func TestCrashRestartsThenBacksOff(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	app := e.app("crasher", "crash")
+	e.scale("crasher", "web", 0)
+	e.scale("crasher", "worker", 1)
+	// First crash: immediate restart; second: a one-hour cool-off.
+	e.eventually("two starts, then crashed", func() bool {
+		d := e.m.Dynos(app.ID)
+		return len(d) == 1 && d[0].State == StateCrashed && e.runner.startsOf("worker.1") == 2
+	})
+	time.Sleep(50 * time.Millisecond)
+	if n := e.runner.startsOf("worker.1"); n != 2 {
+		t.Errorf("worker.1 started %d times during its cool-off, want 2", n)
+	}
+	if e.logs.count("heroku[worker.1]: Process exited with status 1") != 2 || e.logs.count("State changed from up to crashed") != 2 {
+		t.Errorf("missing crash lines")
+	}
+	// A restart resets the cool-off.
+	if _, err := e.m.Restart(app.ID, "worker", ""); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually("restarted out of its cool-off", func() bool { return e.runner.startsOf("worker.1") >= 3 })
+}
+
+func TestBootTimeout(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config) { c.BootTimeout = 100 * time.Millisecond })
+	app := e.app("sleepy", "nobind")
+	e.eventually("R10 and crashed", func() bool {
+		d := e.m.Dynos(app.ID)
+		return len(d) == 1 && d[0].State == StateCrashed && e.logs.count("Error R10 (Boot timeout)") > 0
+	})
+	if e.logs.count("heroku[web.1]: Stopping process with SIGKILL") == 0 {
+		t.Error("no SIGKILL line after R10")
+	}
+}
+
+func TestExitTimeout(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config) { c.StopTimeout = 50 * time.Millisecond })
+	app := e.app("stubborn", "ignore-term")
+	e.eventually("up", func() bool { return states(e.m.Dynos(app.ID)) == "web.1=up@v4" })
+	e.scale("stubborn", "web", 0)
+	e.eventually("gone", func() bool { return len(e.m.Dynos(app.ID)) == 0 && e.logs.count("Process exited with status 137") == 1 })
+	for _, want := range []string{"Error R12 (Exit timeout) -> Process failed to exit within", "Stopping all processes with SIGKILL"} {
+		if e.logs.count(want) != 1 {
+			t.Errorf("want one %q line", want)
+		}
+	}
+}
+
+func TestDestroyStopsEverything(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	app := e.app("doomed", "")
+	e.scale("doomed", "worker", 2)
+	e.eventually("up", func() bool { return len(e.m.Dynos(app.ID)) == 3 })
+	if _, err := e.p.DestroyApp(e.ctx, e.admin, "doomed"); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually("all stopped", func() bool { return len(e.m.Dynos(app.ID)) == 0 && e.logs.count("Process exited with status 143") == 3 })
+}
+
+func TestLineWriter(t *testing.T) {
+	t.Parallel()
+	var got []string
+	w := &lineWriter{emit: func(s string) { got = append(got, s) }}
+	long := strings.Repeat("x", maxLine+5)
+	for _, chunk := range []string{"a\nb", "c\r\n", "\n", long + "\n", "tail"} {
+		w.Write([]byte(chunk))
+	}
+	want := []string{"a", "bc", "", strings.Repeat("x", maxLine), "xxxxx"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("lines = %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,290 @@
+package dyno
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// supervisor runs one dyno for as long as the formation wants it.
+type supervisor struct {
+	m       *Manager
+	updates chan *Unit    // a new unit: restart on it
+	restart chan struct{} // restart on the same unit
+	stop    chan struct{} // closed: stop for good
+	done    chan struct{} // closed when run has returned
+
+	mu   sync.Mutex
+	unit *Unit
+	info Info
+}
+
+func newSupervisor(m *Manager, u *Unit) *supervisor {
+	now := m.cfg.Now()
+	return &supervisor{
+		m: m, unit: u,
+		updates: make(chan *Unit, 1), restart: make(chan struct{}, 1),
+		stop: make(chan struct{}), done: make(chan struct{}),
+		info: Info{ID: uuid.NewString(), AppID: u.AppID, Name: u.Name, Type: u.Type, Size: u.Size.Name,
+			State: StateDown, ReleaseID: u.ReleaseID, Release: u.Release, CreatedAt: now, UpdatedAt: now},
+	}
+}
+
+// update asks the dyno to restart on u; a pending, not yet taken update is
+// replaced, so only the newest counts.
+func (s *supervisor) update(u *Unit) {
+	s.mu.Lock()
+	s.unit = u
+	s.mu.Unlock()
+	select {
+	case s.updates <- u:
+	default:
+		select {
+		case <-s.updates:
+		default:
+		}
+		s.updates <- u
+	}
+}
+
+func (s *supervisor) requestRestart() {
+	select {
+	case s.restart <- struct{}{}:
+	default:
+	}
+}
+
+func (s *supervisor) current() *Unit {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unit
+}
+
+func (s *supervisor) snapshot() Info {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.info
+}
+
+func (s *supervisor) log(format string, args ...any) {
+	u := s.current()
+	s.m.cfg.Logs.Log(u.AppID, u.App, "heroku", u.Name, fmt.Sprintf(format, args...))
+}
+
+func (s *supervisor) setState(state string) {
+	s.mu.Lock()
+	old := s.info.State
+	s.info.State = state
+	s.info.UpdatedAt = s.m.cfg.Now()
+	if state != StateUp {
+		s.info.Addr = ""
+	}
+	s.mu.Unlock()
+	if old != state {
+		s.log("State changed from %s to %s", old, state)
+	}
+}
+
+// outcome is how one run of the process ended.
+type outcome int
+
+const (
+	crashed   outcome = iota // the process exited by itself
+	restarted                // stopped to run again (restart or new unit)
+	stopped                  // stopped for good
+)
+
+// run is the dyno's life: start, watch, restart after crashes with
+// back-off, until stopped.
+func (s *supervisor) run(ctx context.Context) {
+	defer close(s.done)
+	crashes := 0
+	for {
+		started := s.m.cfg.Now()
+		switch s.runOnce(ctx) {
+		case stopped:
+			s.setState(StateDown)
+			return
+		case restarted:
+			crashes = 0
+			continue
+		case crashed:
+		}
+		if s.m.cfg.Now().Sub(started) >= s.m.cfg.StableAfter {
+			crashes = 0 // it had started well; this is a first crash again
+		}
+		delay := s.m.cfg.Backoff[min(crashes, len(s.m.cfg.Backoff)-1)]
+		crashes++
+		if delay > 0 {
+			wait := time.NewTimer(delay)
+			select {
+			case <-wait.C:
+			case u := <-s.updates:
+				s.setUnit(u)
+				crashes = 0
+			case <-s.restart:
+				crashes = 0
+			case <-s.stop:
+				wait.Stop()
+				s.setState(StateDown)
+				return
+			case <-ctx.Done():
+				wait.Stop()
+				s.setState(StateDown)
+				return
+			}
+			wait.Stop()
+		}
+	}
+}
+
+func (s *supervisor) setUnit(u *Unit) {
+	s.mu.Lock()
+	s.unit = u
+	s.info.ReleaseID, s.info.Release, s.info.Size = u.ReleaseID, u.Release, u.Size.Name
+	s.mu.Unlock()
+}
+
+// runOnce starts the process and watches it until it exits or is stopped.
+func (s *supervisor) runOnce(ctx context.Context) outcome {
+	select { // an update that arrived while crashed or stopping applies now
+	case u := <-s.updates:
+		s.setUnit(u)
+	default:
+	}
+	u := s.current()
+	s.setState(StateStarting)
+	p, err := s.m.cfg.Runner.Start(ctx, u)
+	if err != nil {
+		s.log("Error R99 (Platform error) -> Failed to start the process: %v", err)
+		s.setState(StateCrashed)
+		return crashed
+	}
+	s.mu.Lock()
+	s.info.Command = p.Command()
+	s.mu.Unlock()
+	s.log("Starting process with command `%s`", p.Command())
+
+	exited := make(chan Exit, 1)
+	go func() { exited <- p.Wait() }()
+
+	// A web dyno is up once it accepts connections on $PORT; any other is
+	// up as soon as its process runs.
+	up := make(chan struct{})
+	probeCtx, cancelProbe := context.WithCancel(ctx)
+	defer cancelProbe()
+	isUp := u.Port == 0
+	if isUp {
+		s.setState(StateUp)
+	} else {
+		go s.probe(probeCtx, p.Addr(), up)
+	}
+	boot := time.NewTimer(s.m.cfg.BootTimeout)
+	defer boot.Stop()
+
+	for {
+		var upCh <-chan struct{}
+		var bootCh <-chan time.Time
+		if !isUp {
+			upCh, bootCh = up, boot.C
+		}
+		select {
+		case <-upCh:
+			isUp = true
+			s.mu.Lock()
+			s.info.Addr = p.Addr()
+			s.mu.Unlock()
+			s.setState(StateUp)
+		case <-bootCh:
+			s.log("Error R10 (Boot timeout) -> Web process failed to bind to $PORT within %s of launch", humanDuration(s.m.cfg.BootTimeout))
+			s.log("Stopping process with SIGKILL")
+			p.Signal(syscall.SIGKILL)
+			s.exitLine(<-exited)
+			s.setState(StateCrashed)
+			return crashed
+		case ex := <-exited:
+			s.exitLine(ex)
+			s.setState(StateCrashed)
+			return crashed
+		case nu := <-s.updates:
+			s.log("Restarting")
+			s.terminate(p, exited)
+			s.setUnit(nu)
+			return restarted
+		case <-s.restart:
+			s.log("Restarting")
+			s.terminate(p, exited)
+			return restarted
+		case <-s.stop:
+			s.terminate(p, exited)
+			return stopped
+		case <-ctx.Done():
+			s.terminate(p, exited)
+			return stopped
+		}
+	}
+}
+
+// terminate stops the process gracefully: SIGTERM, then SIGKILL and R12 if
+// it is still alive after the grace period.
+func (s *supervisor) terminate(p Process, exited <-chan Exit) {
+	s.log("Stopping all processes with SIGTERM")
+	p.Signal(syscall.SIGTERM)
+	grace := time.NewTimer(s.m.cfg.StopTimeout)
+	defer grace.Stop()
+	select {
+	case ex := <-exited:
+		s.exitLine(ex)
+	case <-grace.C:
+		s.log("Error R12 (Exit timeout) -> Process failed to exit within %s of SIGTERM", humanDuration(s.m.cfg.StopTimeout))
+		s.log("Stopping all processes with SIGKILL")
+		p.Signal(syscall.SIGKILL)
+		s.exitLine(<-exited)
+	}
+}
+
+func (s *supervisor) exitLine(ex Exit) {
+	if ex.OOM {
+		s.log("Error R15 (Memory quota vastly exceeded)")
+	}
+	if ex.Err != nil {
+		s.log("Error R99 (Platform error) -> %v", ex.Err)
+		return
+	}
+	s.log("Process exited with status %d", ex.Code)
+}
+
+// probe reports on up once a TCP connection to addr succeeds: a web dyno
+// is up when it accepts connections on $PORT.
+func (s *supervisor) probe(ctx context.Context, addr string, up chan<- struct{}) {
+	d := net.Dialer{Timeout: 200 * time.Millisecond}
+	tick := time.NewTicker(s.m.cfg.ProbeInterval)
+	defer tick.Stop()
+	for {
+		if addr != "" {
+			if c, err := d.DialContext(ctx, "tcp", addr); err == nil {
+				c.Close()
+				close(up)
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// humanDuration words a duration as Heroku's messages do: "60 seconds".
+func humanDuration(d time.Duration) string {
+	if d >= time.Second && d%time.Second == 0 {
+		return fmt.Sprintf("%d seconds", int(d/time.Second))
+	}
+	return d.String()
+}
