@@ -144,13 +144,3 @@ func (s *Server) listAddons(w http.ResponseWriter, r *http.Request, c *call) err
 	writeJSON(w, http.StatusOK, []any{})
 	return nil
 }
-
-// listDynos lists running dynos. Until the dyno manager runs dynos, none
-// are running.
-func (s *Server) listDynos(w http.ResponseWriter, r *http.Request, c *call) error {
-	if _, err := s.p.App(r.Context(), c.account, r.PathValue("app")); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, []any{})
-	return nil
-}

@@ -23,7 +23,15 @@ func (s *Server) routes() {
 	s.handle("DELETE /apps/{app}", s.destroyApp)
 	s.handle("GET /apps/{app}/collaborators", s.listCollaborators)
 	s.handle("GET /apps/{app}/addons", s.listAddons)
+
+	// Dynos.
 	s.handle("GET /apps/{app}/dynos", s.listDynos)
+	s.handle("GET /apps/{app}/dynos/{dyno}", s.getDyno)
+	s.handle("DELETE /apps/{app}/dynos", s.restartDynos)
+	s.handle("DELETE /apps/{app}/dynos/{dyno}", s.restartDynos)
+	s.handle("DELETE /apps/{app}/formations/{type}", s.restartDynos)
+	s.handle("POST /apps/{app}/dynos/{dyno}/actions/stop", s.restartDynos)
+	s.handle("POST /apps/{app}/formations/{type}/actions/stop", s.restartDynos)
 
 	// Config vars and releases.
 	s.handle("GET /apps/{app}/config-vars", s.getConfig)

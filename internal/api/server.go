@@ -26,8 +26,10 @@ type Config struct {
 	// a minute it regains. Zero values take Heroku's 4500 and 75.
 	RateLimit  int
 	RateRefill float64
-	Logger     *slog.Logger
-	Now        func() time.Time
+	// Dynos is the dyno manager; nil when this server runs no dynos.
+	Dynos  Dynos
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Server is the Platform API's HTTP handler.

@@ -43,6 +43,12 @@ func allRoutes() []route {
 		{"GET", "/apps/{app}/collaborators", nil, true, false},
 		{"GET", "/apps/{app}/addons", nil, true, false},
 		{"GET", "/apps/{app}/dynos", nil, true, false},
+		{"GET", "/apps/{app}/dynos/web.1", nil, true, false},
+		{"DELETE", "/apps/{app}/dynos", nil, true, false},
+		{"DELETE", "/apps/{app}/dynos/web.1", nil, true, false},
+		{"DELETE", "/apps/{app}/formations/web", nil, true, false},
+		{"POST", "/apps/{app}/dynos/web.1/actions/stop", nil, true, false},
+		{"POST", "/apps/{app}/formations/web/actions/stop", nil, true, false},
 
 		{"GET", "/apps/{app}/config-vars", nil, true, false},
 		{"PATCH", "/apps/{app}/config-vars", map[string]any{"FOO": "bar"}, true, true},
@@ -81,7 +87,7 @@ func TestRoutesTableIsComplete(t *testing.T) {
 	re := regexp.MustCompile(`(?:handle|handlePublic|HandleFunc)\("([A-Z]+) ([^"]+)"`)
 	norm := func(p string) string {
 		p = regexp.MustCompile(`\{[a-z]+\}`).ReplaceAllString(p, "*")
-		return strings.NewReplacer("/~", "/*", "/1", "/*", "/web", "/*", "/preboot", "/*", "/us", "/*",
+		return strings.NewReplacer("/~", "/*", "/1", "/*", "/web.1", "/*", "/web", "/*", "/preboot", "/*", "/us", "/*",
 			"/container", "/*", "/Standard-1X", "/*").Replace(p)
 	}
 	var inSource, inTable []string
@@ -419,7 +425,7 @@ func TestRateLimitRefills(t *testing.T) {
 
 func TestJSONResponses(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e := newEnv(t, func(o *envOpts) { o.cfg.Dynos = &fakeDynos{} })
 	e.createApp(e.admin.Token, "shapes")
 	for _, rt := range allRoutes() {
 		if rt.write {
@@ -429,8 +435,12 @@ func TestJSONResponses(t *testing.T) {
 		if strings.Contains(path, "formation/web") {
 			continue // the app has no process types yet
 		}
+		want := http.StatusOK
+		if strings.Contains(path, "/dynos") && rt.method != "GET" || strings.Contains(path, "/formations/") {
+			want = http.StatusAccepted // restarts and stops are asynchronous
+		}
 		t.Run(rt.method+" "+path, func(t *testing.T) {
-			r := e.must(http.StatusOK, rt.method, path, e.admin.Token, nil)
+			r := e.must(want, rt.method, path, e.admin.Token, nil)
 			if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 				t.Errorf("Content-Type = %q", ct)
 			}

@@ -1,0 +1,73 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/skiffhq/skiff/internal/dyno"
+)
+
+// fakeDynos stands in for the dyno manager: every app runs web.1, and
+// restarts are recorded.
+type fakeDynos struct {
+	mu       sync.Mutex
+	restarts []string
+}
+
+func (f *fakeDynos) Dynos(appID string) []dyno.Info {
+	t := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	return []dyno.Info{{ID: "0f1e2d3c-0000-4000-8000-000000000001", AppID: appID, Name: "web.1", Type: "web", Size: "Standard-1X",
+		State: dyno.StateUp, Command: "/app", ReleaseID: "r1", Release: 3, CreatedAt: t, UpdatedAt: t}}
+}
+
+func (f *fakeDynos) Restart(appID, typ, name string) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if (typ != "" && typ != "web") || (name != "" && name != "web.1") {
+		return 0, fmt.Errorf("no such dyno")
+	}
+	f.restarts = append(f.restarts, typ+"/"+name)
+	return 1, nil
+}
+
+func TestDynoEndpoints(t *testing.T) {
+	t.Parallel()
+	fd := &fakeDynos{}
+	e := newEnv(t, func(o *envOpts) { o.cfg.Dynos = fd })
+	e.createApp(e.admin.Token, "dynoapp")
+
+	list := decodeAs[[]map[string]any](t, e.must(http.StatusOK, "GET", "/apps/dynoapp/dynos", e.admin.Token, nil))
+	if len(list) != 1 || list[0]["name"] != "web.1" || list[0]["state"] != "up" || list[0]["size"] != "Standard-1X" ||
+		list[0]["release"].(map[string]any)["version"] != float64(3) || list[0]["app"].(map[string]any)["name"] != "dynoapp" {
+		t.Errorf("dynos = %v", list)
+	}
+	one := decodeAs[map[string]any](t, e.must(http.StatusOK, "GET", "/apps/dynoapp/dynos/web.1", e.admin.Token, nil))
+	if one["type"] != "web" || one["updated_at"] != "2026-01-02T03:04:05Z" {
+		t.Errorf("dyno = %v", one)
+	}
+	checkError(t, e.do("GET", "/apps/dynoapp/dynos/worker.9", e.admin.Token, nil), http.StatusNotFound, "not_found")
+
+	for _, tc := range []struct{ method, path, want string }{
+		{"DELETE", "/apps/dynoapp/dynos", "/"},
+		{"DELETE", "/apps/dynoapp/formations/web", "web/"},
+		{"DELETE", "/apps/dynoapp/dynos/web.1", "/web.1"},
+		{"POST", "/apps/dynoapp/formations/web/actions/stop", "web/"},
+		{"POST", "/apps/dynoapp/dynos/web.1/actions/stop", "/web.1"},
+	} {
+		fd.mu.Lock()
+		fd.restarts = nil
+		fd.mu.Unlock()
+		e.must(http.StatusAccepted, tc.method, tc.path, e.admin.Token, nil)
+		fd.mu.Lock()
+		if len(fd.restarts) != 1 || fd.restarts[0] != tc.want {
+			t.Errorf("%s %s restarted %v, want [%s]", tc.method, tc.path, fd.restarts, tc.want)
+		}
+		fd.mu.Unlock()
+	}
+	checkError(t, e.do("DELETE", "/apps/dynoapp/formations/clock", e.admin.Token, nil), http.StatusNotFound, "not_found")
+	checkError(t, e.do("POST", "/apps/dynoapp/dynos/web.7/actions/stop", e.admin.Token, nil), http.StatusNotFound, "not_found")
+	checkError(t, e.do("DELETE", "/apps/dynoapp/dynos", e.bob.Token, nil), http.StatusForbidden, "forbidden")
+}
