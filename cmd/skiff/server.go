@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -18,7 +19,11 @@ import (
 
 	"github.com/skiffhq/skiff/internal/api"
 	"github.com/skiffhq/skiff/internal/cli"
+	"github.com/skiffhq/skiff/internal/dyno"
+	"github.com/skiffhq/skiff/internal/image"
+	"github.com/skiffhq/skiff/internal/network"
 	"github.com/skiffhq/skiff/internal/platform"
+	"github.com/skiffhq/skiff/internal/runtime"
 	"github.com/skiffhq/skiff/internal/store"
 )
 
@@ -33,6 +38,11 @@ type serverConfig struct {
 	rateRefill float64
 	maxDynos   int
 	logLevel   string
+
+	dynos      bool   // run the dyno manager
+	runc       string // OCI runtime binary
+	dynoBridge string // bridge, netns prefix and cgroup parent of this server's dynos
+	dynoSubnet string
 }
 
 func defaultDataDir() string {
@@ -65,6 +75,11 @@ func parseServerFlags(args []string) (*serverConfig, error) {
 	str(&c.baseDomain, "base-domain", "SKIFF_BASE_DOMAIN", "localhost", "apps answer on <app>.<base-domain>")
 	str(&c.adminEmail, "admin-email", "SKIFF_ADMIN_EMAIL", "admin@skiff.local", "email of the admin account created at first start")
 	str(&c.logLevel, "log-level", "SKIFF_LOG_LEVEL", "info", "debug, info, warn or error")
+	str(&c.runc, "runc", "SKIFF_RUNC", "runc", "OCI runtime binary that runs dynos")
+	str(&c.dynoBridge, "dyno-bridge", "SKIFF_DYNO_BRIDGE", "skiff0", "bridge of the dyno network; also names its netns and cgroups (one per server on a host)")
+	str(&c.dynoSubnet, "dyno-subnet", "SKIFF_DYNO_SUBNET", "10.213.0.0/20", "IPv4 subnet of the dyno network")
+	var dynos string
+	str(&dynos, "dynos", "SKIFF_DYNOS", "true", "run dynos on this host (false: API only)")
 	var rateLimit, rateRefill, maxDynos string
 	str(&rateLimit, "rate-limit", "SKIFF_RATE_LIMIT", "4500", "API requests an account may make in a burst")
 	str(&rateRefill, "rate-refill", "SKIFF_RATE_REFILL", "75", "API requests an account regains each minute")
@@ -85,6 +100,9 @@ func parseServerFlags(args []string) (*serverConfig, error) {
 	}
 	if c.maxDynos, err = strconv.Atoi(maxDynos); err != nil || c.maxDynos < 1 {
 		return nil, fmt.Errorf("--max-dynos %q: want a positive whole number", maxDynos)
+	}
+	if c.dynos, err = strconv.ParseBool(dynos); err != nil {
+		return nil, fmt.Errorf("--dynos %q: want true or false", dynos)
 	}
 	return c, nil
 }
@@ -129,14 +147,30 @@ func runServer(args []string) error {
 		return fmt.Errorf("api listener: %w", err)
 	}
 	apiURL := "http://" + dialable(ln.Addr().(*net.TCPAddr))
+
+	var dynos *dyno.Manager
+	var stopDynos func()
+	if cfg.dynos {
+		dynos, stopDynos, err = startDynos(ctx, cfg, p, bus, log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stopDynos()
+	}
+
 	base := cfg.baseDomain
-	handler := api.New(p, api.Config{
+	apiCfg := api.Config{
 		WebURL:     func(app string) string { return "http://" + app + "." + base + "/" },
 		GitURL:     func(app string) string { return "https://git." + base + "/" + app + ".git" },
 		RateLimit:  cfg.rateLimit,
 		RateRefill: cfg.rateRefill,
 		Logger:     log,
-	})
+	}
+	if dynos != nil {
+		apiCfg.Dynos = dynos
+	}
+	handler := api.New(p, apiCfg)
 
 	fmt.Printf("API URL: %s\n", apiURL)
 	if err := firstStart(ctx, p, cfg, apiURL); err != nil {
@@ -158,7 +192,70 @@ func runServer(args []string) error {
 	log.Info("shutting down")
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return srv.Shutdown(shutdown)
+	return srv.Shutdown(shutdown) // then the deferred stopDynos stops every dyno gracefully
+}
+
+// startDynos starts the dyno manager with the container runner: images
+// under the data dir, one network namespace per dyno on this server's
+// bridge, runc. Whatever an earlier run left behind (containers, mounts,
+// namespaces) is reaped first. The returned stop waits until every dyno is
+// down, then removes the dyno network.
+func startDynos(ctx context.Context, cfg *serverConfig, p *platform.Platform, bus *platform.Bus, log *slog.Logger) (*dyno.Manager, func(), error) {
+	hint := " (run as root with runc installed, or start with --dynos=false for an API-only server)"
+	subnet, err := netip.ParsePrefix(cfg.dynoSubnet)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--dyno-subnet: %w", err)
+	}
+	images, err := image.Open(filepath.Join(cfg.dataDir, "images"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("image store: %w", err)
+	}
+	prefix := strings.ReplaceAll(cfg.dynoBridge, "-", "_")
+	nw, err := network.Open(network.Config{Bridge: cfg.dynoBridge, Subnet: subnet, Prefix: prefix})
+	if err != nil {
+		return nil, nil, fmt.Errorf("dyno network: %w%s", err, hint)
+	}
+	rt, err := runtime.New(runtime.Config{Runc: cfg.runc, Root: filepath.Join(cfg.dataDir, "runc"),
+		Dir: filepath.Join(cfg.dataDir, "dynos"), CgroupParent: cfg.dynoBridge})
+	if err != nil {
+		nw.Close(true)
+		return nil, nil, fmt.Errorf("dyno runtime: %w%s", err, hint)
+	}
+	if err := rt.Reap(); err != nil {
+		log.Warn("reaping leftover containers", "err", err)
+	}
+	if err := nw.Reap(nil); err != nil {
+		log.Warn("reaping leftover dyno networks", "err", err)
+	}
+	m := dyno.New(dyno.Config{
+		Runner: &dyno.ContainerRunner{Images: images, Net: nw, Runtime: rt},
+		Source: p, Events: bus, Logs: slogLogs{log}, Log: log,
+	})
+	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.Run(mctx)
+	}()
+	stop := func() {
+		cancel()
+		<-done
+		if err := rt.Reap(); err != nil {
+			log.Warn("reaping containers", "err", err)
+		}
+		if err := nw.Close(true); err != nil {
+			log.Warn("removing the dyno network", "err", err)
+		}
+	}
+	return m, stop, nil
+}
+
+// slogLogs records dyno log lines in the server's own log at debug level,
+// until the log pipeline takes them.
+type slogLogs struct{ log *slog.Logger }
+
+func (l slogLogs) Log(appID, app, source, dyno, message string) {
+	l.log.Debug("dyno log", "app", app, "source", source, "dyno", dyno, "message", message)
 }
 
 // firstStart creates the admin account when the store has none, prints its

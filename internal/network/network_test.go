@@ -176,12 +176,12 @@ func fetch(nsPath, addr string) (string, error) {
 	return string(b), err
 }
 
+// mustReach checks that from reaches addr. It retries for a while: on a
+// loaded machine a first connection (ARP, a fresh bridge port) can take
+// longer than dialTimeout, and this checks reachability, not speed.
 func mustReach(t *testing.T, from, addr, want string) {
 	t.Helper()
-	got, err := fetch(from, addr)
-	if err != nil || got != want {
-		t.Errorf("%s -> %s: got %q, %v; want %q", label(from), addr, got, err, want)
-	}
+	eventuallyReach(t, from, addr, want)
 }
 
 // eventuallyReach is mustReach with retries for up to 5 s.

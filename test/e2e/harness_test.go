@@ -170,14 +170,16 @@ func startServer(t *testing.T) *server {
 // startServerIn starts a server on dataDir. fresh says whether this is the
 // first start on that directory (the banner then also carries the admin's
 // email and token). The server is stopped at the test's cleanup.
-func startServerIn(t *testing.T, dataDir string, fresh bool) *server {
+//
+// Servers run no dynos unless extra flags say otherwise (parallel servers
+// must not share one dyno bridge): a test that wants dynos passes
+// "--dynos=true" with its own --dyno-bridge and --dyno-subnet.
+func startServerIn(t *testing.T, dataDir string, fresh bool, extra ...string) *server {
 	t.Helper()
 	bin := skiffBinary(t)
 	s := &server{DataDir: dataDir, Home: t.TempDir(), done: make(chan struct{})}
-	s.cmd = exec.Command(bin, "server",
-		"--data-dir", dataDir,
-		"--api-addr", "127.0.0.1:0",
-		"--base-domain", "localhost")
+	args := []string{"server", "--data-dir", dataDir, "--api-addr", "127.0.0.1:0", "--base-domain", "localhost", "--dynos=false"}
+	s.cmd = exec.Command(bin, append(args, extra...)...)
 	s.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + s.Home, "TMPDIR=" + os.TempDir()}
 	s.cmd.Dir = s.Home
 	s.cmd.Stderr = &s.stderr

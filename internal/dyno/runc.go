@@ -1,0 +1,213 @@
+package dyno
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/skiffhq/skiff/internal/image"
+	"github.com/skiffhq/skiff/internal/network"
+	"github.com/skiffhq/skiff/internal/runtime"
+)
+
+// UnprivilegedUID runs dynos whose image says to run as root: no dyno runs
+// as root, as on Heroku.
+const UnprivilegedUID = 10000
+
+// ContainerRunner runs dynos as containers: the release's image from the
+// image store, an own network namespace on the dyno bridge, and runc.
+type ContainerRunner struct {
+	Images  *image.Store
+	Net     *network.Manager
+	Runtime *runtime.Runtime
+}
+
+// Start starts u's container. Nothing is left behind when it fails.
+func (r *ContainerRunner) Start(ctx context.Context, u *Unit) (Process, error) {
+	img, err := r.Images.Image(u.Image)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", u.Image, err)
+	}
+	args := command(img.Config, u.Command)
+	if len(args) == 0 {
+		return nil, fmt.Errorf("image %s has neither ENTRYPOINT nor CMD, and the release gives no command", u.Image)
+	}
+	uid, gid := lookupUser(img.Layers, img.Config.User)
+	id := containerID(u)
+	ep, err := r.Net.Attach(id)
+	if err != nil {
+		return nil, fmt.Errorf("network: %w", err)
+	}
+	spec := runtime.Spec{
+		ID: id, Lowers: img.Layers, Args: args, Env: environ(img.Config.Env, u.Env), Cwd: img.Config.WorkingDir,
+		Hostname: u.Name, UID: uid, GID: gid,
+		MemoryLimit: hardLimitMB(u.Size.MemoryMB) << 20, PidsLimit: int64(u.Size.Processes),
+		CPUShares: uint64(u.Size.CPUShare * 1024), NetnsPath: ep.NetnsPath, Stdout: u.Stdout, Stderr: u.Stderr,
+	}
+	c, err := r.Runtime.Start(ctx, spec)
+	if err != nil {
+		r.Net.Detach(id)
+		return nil, err
+	}
+	p := &container{c: c, net: r.Net, id: id, cmd: strings.Join(args, " ")}
+	if u.Port > 0 {
+		p.addr = ep.Addr.String() + ":" + strconv.Itoa(u.Port)
+	}
+	return p, nil
+}
+
+// hardLimitMB is the memory at which a dyno is killed (R15): twice its
+// quota, or 1.2 times for the largest sizes, as Heroku does.
+func hardLimitMB(quota int) int64 {
+	if quota > 2560 {
+		return int64(quota) * 12 / 10
+	}
+	return int64(quota) * 2
+}
+
+// command is what a dyno runs: the release's command through a shell, or
+// else the image's ENTRYPOINT and CMD.
+func command(cfg image.Config, cmd string) []string {
+	if cmd != "" {
+		return []string{"/bin/sh", "-c", cmd}
+	}
+	return append(slices.Clone(cfg.Entrypoint), cfg.Cmd...)
+}
+
+// environ merges the image's environment with the dyno's (config vars,
+// PORT, DYNO), the dyno's winning, in a stable order.
+func environ(imageEnv []string, env map[string]string) []string {
+	m := map[string]string{}
+	for _, kv := range imageEnv {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
+	maps.Copy(m, env)
+	if _, ok := m["PATH"]; !ok {
+		m["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	}
+	if _, ok := m["HOME"]; !ok {
+		m["HOME"] = "/"
+	}
+	out := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, k+"="+m[k])
+	}
+	return out
+}
+
+// lookupUser resolves an image's USER ("name", "uid", "name:group",
+// "uid:gid") against the image's /etc/passwd and /etc/group. Root, or a
+// name that cannot be resolved, becomes UnprivilegedUID.
+func lookupUser(layersBottomFirst []string, user string) (uint32, uint32) {
+	name, group, _ := strings.Cut(user, ":")
+	uid, gid := -1, -1
+	if n, err := strconv.Atoi(name); err == nil {
+		uid = n
+	} else if name != "" {
+		if f := idFile(layersBottomFirst, "etc/passwd", name); f != nil {
+			uid, gid = f[0], f[1]
+		}
+	}
+	if group != "" {
+		if n, err := strconv.Atoi(group); err == nil {
+			gid = n
+		} else if f := idFile(layersBottomFirst, "etc/group", group); f != nil {
+			gid = f[0]
+		}
+	}
+	if uid <= 0 {
+		return UnprivilegedUID, UnprivilegedUID
+	}
+	if gid < 0 {
+		gid = uid
+	}
+	return uint32(uid), uint32(gid)
+}
+
+// idFile finds name in the topmost layer's copy of an /etc/passwd-style
+// file and returns its numeric fields (uid, gid for passwd; gid for group).
+func idFile(layersBottomFirst []string, rel, name string) []int {
+	for i := len(layersBottomFirst) - 1; i >= 0; i-- {
+		f, err := os.Open(filepath.Join(layersBottomFirst[i], rel))
+		if err != nil {
+			continue
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			fields := strings.Split(sc.Text(), ":")
+			if len(fields) < 3 || fields[0] != name {
+				continue
+			}
+			var out []int
+			for _, s := range fields[2:min(4, len(fields))] {
+				n, err := strconv.Atoi(s)
+				if err != nil {
+					return nil
+				}
+				out = append(out, n)
+			}
+			if rel == "etc/group" {
+				return out[:1]
+			}
+			if len(out) == 2 {
+				return out
+			}
+			return nil
+		}
+		return nil
+	}
+	return nil
+}
+
+// containerID names a dyno's container and netns: the dyno name and a
+// random suffix, so a restarting dyno never collides with its old
+// container while that one is still being removed.
+func containerID(u *Unit) string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	app := u.AppID
+	if len(app) > 8 {
+		app = app[:8]
+	}
+	return app + "." + u.Name + "." + hex.EncodeToString(b)
+}
+
+// container is a running dyno container.
+type container struct {
+	c    *runtime.Container
+	net  *network.Manager
+	id   string
+	cmd  string
+	addr string
+
+	once sync.Once
+	exit Exit
+}
+
+func (p *container) Wait() Exit {
+	ex := p.c.Wait()
+	p.once.Do(func() {
+		p.exit = Exit{Code: ex.Code, OOM: ex.OOMKilled, Err: ex.Err}
+		if err := p.net.Detach(p.id); err != nil && p.exit.Err == nil {
+			p.exit.Err = fmt.Errorf("network: %w", err)
+		}
+	})
+	return p.exit
+}
+
+// Signal signals every process of the dyno, as Heroku's dyno manager does.
+func (p *container) Signal(sig syscall.Signal) error { return p.c.SignalAll(sig) }
+func (p *container) Addr() string                    { return p.addr }
+func (p *container) Command() string                 { return p.cmd }
