@@ -222,5 +222,3 @@ func runcContainers(t *testing.T, dataDir string) []string {
 	}
 	return strings.Fields(string(b))
 }
-
-
