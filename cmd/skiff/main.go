@@ -7,9 +7,15 @@ import (
 	"os"
 
 	"github.com/skiffhq/skiff/internal/cli"
+	"github.com/skiffhq/skiff/internal/pid1"
+	"github.com/skiffhq/skiff/internal/runtime"
 )
 
 func main() {
+	// Inside a dyno, this binary is the init: see package pid1.
+	if len(os.Args) > 2 && os.Args[1] == runtime.InitArg && os.Args[2] == "--" {
+		os.Exit(pid1.Run(os.Args[3:]))
+	}
 	if len(os.Args) > 1 && os.Args[1] == "server" {
 		if err := runServer(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "skiff server:", err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"debug/elf"
 	"errors"
 	"flag"
 	"fmt"
@@ -227,8 +228,12 @@ func startDynos(ctx context.Context, cfg *serverConfig, p *platform.Platform, bu
 	if err := nw.Reap(nil); err != nil {
 		log.Warn("reaping leftover dyno networks", "err", err)
 	}
+	init, err := staticSelf()
+	if err != nil {
+		log.Warn("dynos run without an init: signals the app does not handle are ignored", "err", err)
+	}
 	m := dyno.New(dyno.Config{
-		Runner: &dyno.ContainerRunner{Images: images, Net: nw, Runtime: rt},
+		Runner: &dyno.ContainerRunner{Images: images, Net: nw, Runtime: rt, Init: init},
 		Source: p, Events: bus, Logs: slogLogs{log}, Log: log,
 	})
 	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -248,6 +253,27 @@ func startDynos(ctx context.Context, cfg *serverConfig, p *platform.Platform, bu
 		}
 	}
 	return m, stop, nil
+}
+
+// staticSelf returns this executable's path if it can serve as a dyno's
+// init: it must be statically linked, as dyno images have no libc to offer
+// (build with CGO_ENABLED=0, as scripts/run does).
+func staticSelf() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	f, err := elf.Open(exe)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return "", fmt.Errorf("%s is dynamically linked (build it with CGO_ENABLED=0)", exe)
+		}
+	}
+	return exe, nil
 }
 
 // slogLogs records dyno log lines in the server's own log at debug level,

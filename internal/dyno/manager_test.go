@@ -276,7 +276,7 @@ func TestCrashRestartsThenBacksOff(t *testing.T) {
 	// First crash: immediate restart; second: a one-hour cool-off.
 	e.eventually("two starts, then crashed", func() bool {
 		d := e.m.Dynos(app.ID)
-		return len(d) == 1 && d[0].State == StateCrashed && e.runner.startsOf("worker.1") == 2
+		return len(d) == 1 && d[0].State == StateCrashed && e.logs.count("State changed from up to crashed") == 2
 	})
 	time.Sleep(50 * time.Millisecond)
 	if n := e.runner.startsOf("worker.1"); n != 2 {

@@ -30,6 +30,9 @@ type ContainerRunner struct {
 	Images  *image.Store
 	Net     *network.Manager
 	Runtime *runtime.Runtime
+	// Init is a static binary run as each dyno's PID 1 (see runtime.Spec);
+	// empty runs the command as PID 1.
+	Init string
 }
 
 // Start starts u's container. Nothing is left behind when it fails.
@@ -53,6 +56,7 @@ func (r *ContainerRunner) Start(ctx context.Context, u *Unit) (Process, error) {
 		Hostname: u.Name, UID: uid, GID: gid,
 		MemoryLimit: hardLimitMB(u.Size.MemoryMB) << 20, PidsLimit: int64(u.Size.Processes),
 		CPUShares: uint64(u.Size.CPUShare * 1024), NetnsPath: ep.NetnsPath, Stdout: u.Stdout, Stderr: u.Stderr,
+		Init: r.Init,
 	}
 	c, err := r.Runtime.Start(ctx, spec)
 	if err != nil {

@@ -129,6 +129,13 @@ type Spec struct {
 	// NetnsPath is a network namespace to join (e.g. /run/netns/x). When
 	// empty the container gets a new network namespace with only lo, up.
 	NetnsPath string
+	// Init, when set, is the host path of a static init binary. It is
+	// bind-mounted read-only at InitPath and runs as the container's PID 1
+	// with the arguments InitArg, "--", Args...; it starts Args as its
+	// child, forwards signals to every process and reaps orphans. Without
+	// it the command itself is PID 1, and the kernel then ignores every
+	// signal the command has no handler for (a SIGTERM would do nothing).
+	Init string
 	// Stdin feeds the process's standard input; nil means /dev/null. It is
 	// copied by a goroutine that ends when a Read returns after the
 	// container has exited; Wait does not wait for it.
@@ -137,6 +144,12 @@ type Spec struct {
 	// both are the same writer, writes to it are serialised.
 	Stdout, Stderr io.Writer
 }
+
+// Where and how a Spec.Init runs inside the container.
+const (
+	InitPath = "/.skiff-init"
+	InitArg  = "dyno-init"
+)
 
 // Exit is how a container ended.
 type Exit struct {

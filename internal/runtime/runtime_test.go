@@ -938,3 +938,31 @@ func TestDynamicGlibcProgram(t *testing.T) {
 		t.Errorf("exit %+v, stdout %q, stderr %q", e, out, errOut)
 	}
 }
+
+// TestInitForwardsSignals runs an app that handles no signal, with a child
+// of its own. As PID 1 a signal's default action does not apply to it (a Go
+// program then exits 2, other programs ignore SIGTERM); under the init, the
+// SIGTERM sent to the container reaches every process and the app dies of
+// it: status 143, as on Heroku.
+func TestInitForwardsSignals(t *testing.T) {
+	t.Parallel()
+	r := newRuntime(t)
+	init := filepath.Join(t.TempDir(), "init")
+	cmd := exec.Command("go", "build", "-o", init, "./testdata/init")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building testdata/init: %v\n%s", err, out)
+	}
+	var out syncBuffer
+	s := baseSpec(t, "plain", "child")
+	s.Init = init
+	s.Stdout = &out
+	c := start(t, r, s)
+	out.waitFor(t, c, "ready")
+	if err := c.Signal(syscall.SIGTERM); err != nil { // to PID 1 only: the init
+		t.Fatal(err)
+	}
+	if e := c.Wait(); e.Code != 143 || e.Err != nil {
+		t.Errorf("exit %+v, want status 143", e)
+	}
+}

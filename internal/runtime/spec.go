@@ -44,7 +44,7 @@ func (r *Runtime) ociSpec(s *Spec) *specs.Spec {
 		res.CPU = &specs.LinuxCPU{Shares: &shares}
 	}
 
-	return &specs.Spec{
+	spec := &specs.Spec{
 		Version: ociVersion,
 		Root:    &specs.Root{Path: "rootfs"},
 		Process: &specs.Process{
@@ -96,4 +96,12 @@ func (r *Runtime) ociSpec(s *Spec) *specs.Spec {
 			Seccomp: seccompProfile(),
 		},
 	}
+	if s.Init != "" {
+		// The init is bind-mounted read-only and runs the command as its
+		// child: see Spec.Init.
+		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: InitPath, Type: "bind", Source: s.Init,
+			Options: []string{"bind", "ro", "nosuid", "nodev"}})
+		spec.Process.Args = append([]string{InitPath, InitArg, "--"}, s.Args...)
+	}
+	return spec
 }

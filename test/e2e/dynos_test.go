@@ -16,23 +16,19 @@ import (
 
 // dynoApp is the image the dyno tests run: web dynos serve $PORT, others
 // print a line a second.
+// Neither handles SIGTERM: the dyno's init passes the signal on, and the
+// default action ends them.
 const dynoApp = `package main
 
 import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 )
 
 func main() {
-	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP)
-	term := make(chan os.Signal, 1)
-	signal.Notify(term, syscall.SIGTERM)
-	go func() { <-term; os.Exit(143) }()
 	if !strings.HasPrefix(os.Getenv("DYNO"), "web") {
 		for {
 			fmt.Println("working", os.Getenv("GREETING"))

@@ -96,6 +96,7 @@ func skiffBinary(t *testing.T) string {
 		path := filepath.Join(workDir, "skiff")
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", path, "./cmd/skiff")
 		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // static, as scripts/run builds it: it is the dynos' init
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build ./cmd/skiff: %v\n%s", err, out)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime"
 	"strconv"
@@ -83,6 +84,12 @@ func main() {
 		<-c
 		fmt.Println("got SIGTERM")
 		os.Exit(143)
+	case "plain": // app plain [CHILD]: no signal handling; with CHILD, also start a silent "app plain" child
+		if len(os.Args) > 2 {
+			exec.Command(os.Args[0], "plain").Start()
+		}
+		fmt.Println("ready")
+		time.Sleep(time.Hour)
 	case "ignoreterm": // app ignoreterm: ignore SIGTERM, sleep
 		signal.Ignore(syscall.SIGTERM)
 		fmt.Println("ready")
