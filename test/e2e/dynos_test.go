@@ -172,6 +172,16 @@ func TestDynosWithHerokuCLI(t *testing.T) {
 	h.ok(t, "ps:restart", "-p", "worker", "-a", "dynoapp")
 	waitPS(t, h, "dynoapp", "web.1=up web.2=up worker.1=up")
 
+	// The skiff client shows and restarts dynos too.
+	res = s.skiff(t, s.AdminToken, "ps", "-a", "dynoapp")
+	// Grouped by command, as Heroku's ps does: web and worker run the same.
+	wantContains(t, res, "stdout", "=== web (Standard-1X): /app (3)")
+	wantMatch(t, res, "stdout", `(?m)^web\.2: up 20`)
+	wantMatch(t, res, "stdout", `(?m)^worker\.1: up 20`)
+	res = s.skiff(t, s.AdminToken, "ps:restart", "web.2", "-a", "dynoapp")
+	wantContains(t, res, "stderr", "Restarting dyno web.2 on ⬢ dynoapp... done")
+	waitPS(t, h, "dynoapp", "web.1=up web.2=up worker.1=up")
+
 	// A graceful stop takes every dyno down and leaves nothing behind.
 	if err := s.stop(); err != nil {
 		t.Fatalf("SIGTERM: %v\n%s", err, s.stderr.String())
