@@ -1,7 +1,10 @@
 package api
 
 import (
+	"context"
+	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/skiffhq/skiff/internal/dyno"
 )
@@ -10,6 +13,8 @@ import (
 type Dynos interface {
 	Dynos(appID string) []dyno.Info
 	Restart(appID, typ, name string) (int, error)
+	Stop(appID, typ, name string) (int, error)
+	RunOneOff(ctx context.Context, appID string, o dyno.OneOff) (dyno.Info, error)
 }
 
 type dynoJSON struct {
@@ -80,23 +85,66 @@ func (s *Server) getDyno(w http.ResponseWriter, r *http.Request, c *call) error 
 
 // restartDynos serves every restart and stop: all dynos, one process type
 // (formations/{type}) or one dyno. Stopping a formation dyno restarts it,
-// as on Heroku's Common Runtime: the formation wants it running.
+// as on Heroku's Common Runtime: the formation wants it running; stopping a
+// one-off dyno ends it.
 func (s *Server) restartDynos(w http.ResponseWriter, r *http.Request, c *call) error {
 	app, err := s.p.App(r.Context(), c.account, r.PathValue("app"))
 	if err != nil {
 		return err
 	}
 	typ, name := r.PathValue("type"), r.PathValue("dyno")
+	act := func(d Dynos) (int, error) { return d.Restart(app.ID, typ, name) }
+	if strings.HasSuffix(r.URL.Path, "/actions/stop") {
+		act = func(d Dynos) (int, error) { return d.Stop(app.ID, typ, name) }
+	}
 	if s.cfg.Dynos == nil {
 		if typ != "" || name != "" {
 			return notFound("Couldn't find that dyno.")
 		}
-	} else if _, err := s.cfg.Dynos.Restart(app.ID, typ, name); err != nil {
+	} else if _, err := act(s.cfg.Dynos); err != nil {
 		if name != "" {
 			return notFound("Couldn't find that dyno.")
 		}
 		return notFound("Couldn't find that process type (" + typ + ").")
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{})
+	return nil
+}
+
+// createDyno runs a one-off dyno: `heroku run:detached` (attach false).
+// Attached runs (`heroku run`) need the rendezvous service, which Skiff does
+// not have yet: they are refused with a clear error.
+func (s *Server) createDyno(w http.ResponseWriter, r *http.Request, c *call) error {
+	var body struct {
+		Command string            `json:"command"`
+		Attach  *bool             `json:"attach"`
+		Env     map[string]string `json:"env"`
+		Size    string            `json:"size"`
+		Type    string            `json:"type"`
+	}
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	if strings.TrimSpace(body.Command) == "" {
+		return invalidParams("command is required.")
+	}
+	app, err := s.p.App(r.Context(), c.account, r.PathValue("app"))
+	if err != nil {
+		return err
+	}
+	if body.Attach != nil && *body.Attach {
+		return invalidParams("Attached one-off dynos (heroku run) are not available on this Skiff yet; use heroku run:detached and heroku logs.")
+	}
+	if s.cfg.Dynos == nil {
+		return invalidParams("This Skiff server runs no dynos.")
+	}
+	d, err := s.cfg.Dynos.RunOneOff(r.Context(), app.ID, dyno.OneOff{Command: body.Command, Env: body.Env, Size: body.Size, Type: body.Type})
+	if errors.Is(err, dyno.ErrOneOff) {
+		return invalidParams(err.Error())
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, dynoToJSON(named{ID: app.ID, Name: app.Name}, d))
 	return nil
 }

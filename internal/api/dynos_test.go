@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sync"
@@ -33,6 +34,55 @@ func (f *fakeDynos) Restart(appID, typ, name string) (int, error) {
 	return 1, nil
 }
 
+func (f *fakeDynos) Stop(appID, typ, name string) (int, error) {
+	n, err := f.Restart(appID, typ, name)
+	if err == nil {
+		f.mu.Lock()
+		f.restarts[len(f.restarts)-1] = "stop:" + f.restarts[len(f.restarts)-1]
+		f.mu.Unlock()
+	}
+	return n, err
+}
+
+func (f *fakeDynos) RunOneOff(ctx context.Context, appID string, o dyno.OneOff) (dyno.Info, error) {
+	if o.Size == "Huge" {
+		return dyno.Info{}, fmt.Errorf("%w: unknown dyno size %q", dyno.ErrOneOff, o.Size)
+	}
+	t := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	return dyno.Info{ID: "0f1e2d3c-0000-4000-8000-000000000002", AppID: appID, Name: "run.4242", Type: "run", Size: "Standard-1X",
+		State: dyno.StateStarting, Command: o.Command, ReleaseID: "r1", Release: 3, CreatedAt: t, UpdatedAt: t}, nil
+}
+
+func TestOneOffDynos(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(o *envOpts) { o.cfg.Dynos = &fakeDynos{} })
+	e.createApp(e.admin.Token, "oneoff")
+	d := decodeAs[map[string]any](t, e.must(http.StatusCreated, "POST", "/apps/oneoff/dynos", e.admin.Token,
+		map[string]any{"command": "rake db:migrate", "attach": false, "env": map[string]string{"TERM": "xterm"}}))
+	if d["name"] != "run.4242" || d["type"] != "run" || d["command"] != "rake db:migrate" || d["state"] != "starting" {
+		t.Errorf("one-off dyno = %v", d)
+	}
+	for _, tc := range []struct {
+		body   any
+		status int
+		id     string
+	}{
+		{map[string]any{"command": "bash", "attach": true}, 422, "invalid_params"},
+		{map[string]any{"attach": false}, 422, "invalid_params"},
+		{map[string]any{"command": "  "}, 422, "invalid_params"},
+		{map[string]any{"command": "x", "size": "Huge"}, 422, "invalid_params"},
+		{map[string]any{"command": 5}, 422, "invalid_params"},
+		{`{"command":`, 400, "bad_request"},
+	} {
+		checkError(t, e.do("POST", "/apps/oneoff/dynos", e.admin.Token, tc.body), tc.status, tc.id)
+	}
+	checkError(t, e.do("POST", "/apps/oneoff/dynos", e.bob.Token, map[string]any{"command": "x"}), http.StatusForbidden, "forbidden")
+
+	none := newEnv(t) // a server without dynos
+	none.createApp(none.admin.Token, "nodynos")
+	checkError(t, none.do("POST", "/apps/nodynos/dynos", none.admin.Token, map[string]any{"command": "x"}), 422, "invalid_params")
+}
+
 func TestDynoEndpoints(t *testing.T) {
 	t.Parallel()
 	fd := &fakeDynos{}
@@ -54,8 +104,8 @@ func TestDynoEndpoints(t *testing.T) {
 		{"DELETE", "/apps/dynoapp/dynos", "/"},
 		{"DELETE", "/apps/dynoapp/formations/web", "web/"},
 		{"DELETE", "/apps/dynoapp/dynos/web.1", "/web.1"},
-		{"POST", "/apps/dynoapp/formations/web/actions/stop", "web/"},
-		{"POST", "/apps/dynoapp/dynos/web.1/actions/stop", "/web.1"},
+		{"POST", "/apps/dynoapp/formations/web/actions/stop", "stop:web/"},
+		{"POST", "/apps/dynoapp/dynos/web.1/actions/stop", "stop:/web.1"},
 	} {
 		fd.mu.Lock()
 		fd.restarts = nil

@@ -27,6 +27,7 @@ func (s *Server) routes() {
 	// Dynos.
 	s.handle("GET /apps/{app}/dynos", s.listDynos)
 	s.handle("GET /apps/{app}/dynos/{dyno}", s.getDyno)
+	s.handle("POST /apps/{app}/dynos", s.createDyno)
 	s.handle("DELETE /apps/{app}/dynos", s.restartDynos)
 	s.handle("DELETE /apps/{app}/dynos/{dyno}", s.restartDynos)
 	s.handle("DELETE /apps/{app}/formations/{type}", s.restartDynos)

@@ -44,6 +44,7 @@ func allRoutes() []route {
 		{"GET", "/apps/{app}/addons", nil, true, false},
 		{"GET", "/apps/{app}/dynos", nil, true, false},
 		{"GET", "/apps/{app}/dynos/web.1", nil, true, false},
+		{"POST", "/apps/{app}/dynos", map[string]any{"command": "echo hi", "attach": false}, true, true},
 		{"DELETE", "/apps/{app}/dynos", nil, true, false},
 		{"DELETE", "/apps/{app}/dynos/web.1", nil, true, false},
 		{"DELETE", "/apps/{app}/formations/web", nil, true, false},

@@ -77,6 +77,7 @@ const (
 	StateUp       = "up"
 	StateCrashed  = "crashed"
 	StateDown     = "down"
+	StateComplete = "complete" // a one-off dyno whose process has exited
 )
 
 // Info is a dyno as the API shows it.

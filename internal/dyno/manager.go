@@ -2,9 +2,11 @@ package dyno
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"sort"
 	"strconv"
@@ -48,10 +50,11 @@ var HerokuBackoff = []time.Duration{0, 20 * time.Minute, 40 * time.Minute, 60 * 
 type Manager struct {
 	cfg Config
 
-	mu   sync.Mutex
-	apps map[string]map[string]*supervisor // app id -> dyno name -> supervisor
-	ctx  context.Context
-	wg   sync.WaitGroup
+	mu      sync.Mutex
+	apps    map[string]map[string]*supervisor // app id -> dyno name -> formation dyno
+	oneOffs map[string]map[string]*supervisor // app id -> dyno name -> one-off dyno
+	ctx     context.Context
+	wg      sync.WaitGroup
 }
 
 // New returns a manager; Run starts it.
@@ -83,7 +86,7 @@ func New(cfg Config) *Manager {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Manager{cfg: cfg, apps: map[string]map[string]*supervisor{}}
+	return &Manager{cfg: cfg, apps: map[string]map[string]*supervisor{}, oneOffs: map[string]map[string]*supervisor{}}
 }
 
 // Run reconciles until ctx is done, then stops every dyno gracefully and
@@ -222,6 +225,19 @@ func (m *Manager) reconcile(appID string, s *platform.AppState) {
 	if len(have) == 0 {
 		delete(m.apps, appID)
 	}
+	if s == nil { // the app is gone: so are its one-off dynos
+		for _, sup := range m.oneOffs[appID] {
+			stopOnce(sup)
+		}
+	}
+}
+
+func stopOnce(sup *supervisor) {
+	select {
+	case <-sup.stop:
+	default:
+		close(sup.stop)
+	}
 }
 
 // wrapOutput gives the unit writers that turn the process's output into
@@ -234,15 +250,13 @@ func (m *Manager) wrapOutput(u *Unit) *Unit {
 
 func (m *Manager) stopAll() {
 	m.mu.Lock()
-	for id, have := range m.apps {
-		for _, sup := range have {
-			select {
-			case <-sup.stop:
-			default:
-				close(sup.stop)
+	for _, all := range []map[string]map[string]*supervisor{m.apps, m.oneOffs} {
+		for id, have := range all {
+			for _, sup := range have {
+				stopOnce(sup)
 			}
+			delete(all, id)
 		}
-		delete(m.apps, id)
 	}
 	m.mu.Unlock()
 	m.wg.Wait()
@@ -252,6 +266,7 @@ func (m *Manager) stopAll() {
 func (m *Manager) Dynos(appID string) []Info {
 	m.mu.Lock()
 	sups := slices.Collect(maps.Values(m.apps[appID]))
+	sups = slices.AppendSeq(sups, maps.Values(m.oneOffs[appID]))
 	m.mu.Unlock()
 	out := make([]Info, 0, len(sups))
 	for _, s := range sups {
@@ -276,9 +291,9 @@ func dynoNumber(name string) int {
 	return 0
 }
 
-// Restart restarts an app's dynos: all of them, those of one type, or one
-// by name. It reports how many it restarted; an unknown name or type is an
-// error.
+// Restart restarts an app's formation dynos: all of them, those of one
+// type, or one by name. It reports how many it restarted; an unknown name
+// or type is an error.
 func (m *Manager) Restart(appID, typ, name string) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -295,3 +310,107 @@ func (m *Manager) Restart(appID, typ, name string) (int, error) {
 	}
 	return n, nil
 }
+
+// Stop stops dynos: a one-off dyno (by name, or all of type "run") ends; a
+// formation dyno is restarted, as on Heroku's Common Runtime, since the
+// formation wants it running.
+func (m *Manager) Stop(appID, typ, name string) (int, error) {
+	m.mu.Lock()
+	n := 0
+	for _, sup := range m.oneOffs[appID] {
+		u := sup.current()
+		if (typ == "" || u.Type == typ) && (name == "" || u.Name == name) {
+			stopOnce(sup)
+			n++
+		}
+	}
+	m.mu.Unlock()
+	if n > 0 {
+		return n, nil
+	}
+	return m.Restart(appID, typ, name)
+}
+
+// OneOff is a one-off dyno to run.
+type OneOff struct {
+	Command string
+	Env     map[string]string // on top of the config vars
+	Size    string            // default: the release's web size, else Standard-1X
+	Type    string            // whose image to run (default "web", else any)
+}
+
+// RunOneOff starts a one-off dyno (run.N) on the app's current release. It
+// runs once: it is never restarted, and it is gone once its process exits.
+func (m *Manager) RunOneOff(ctx context.Context, appID string, o OneOff) (Info, error) {
+	s, err := m.cfg.Source.DesiredApp(ctx, appID)
+	if err != nil {
+		return Info{}, err
+	}
+	if s == nil {
+		return Info{}, fmt.Errorf("%w: no such app", ErrOneOff)
+	}
+	proc, ok := s.Release.Processes[o.Type]
+	if !ok {
+		proc, ok = s.Release.Processes["web"]
+	}
+	if !ok {
+		for _, t := range slices.Sorted(maps.Keys(s.Release.Processes)) {
+			proc, ok = s.Release.Processes[t], true
+			break
+		}
+	}
+	if !ok {
+		return Info{}, fmt.Errorf("%w: release v%d has no image to run; deploy one first", ErrOneOff, s.Release.Version)
+	}
+	size, ok := platform.SizeByName(o.Size)
+	if o.Size == "" {
+		size, _ = platform.SizeByName(platform.DefaultSize)
+	} else if !ok || size.PrivateOnly {
+		return Info{}, fmt.Errorf("%w: unknown dyno size %q", ErrOneOff, o.Size)
+	}
+	env := maps.Clone(s.Release.Config)
+	if env == nil {
+		env = map[string]string{}
+	}
+	maps.Copy(env, o.Env)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ctx == nil || m.ctx.Err() != nil {
+		return Info{}, fmt.Errorf("%w: the dyno manager is stopping", ErrOneOff)
+	}
+	have := m.oneOffs[appID]
+	if have == nil {
+		have = map[string]*supervisor{}
+		m.oneOffs[appID] = have
+	}
+	var name string
+	for {
+		name = "run." + strconv.Itoa(1000+rand.IntN(9000))
+		if _, taken := have[name]; !taken {
+			break
+		}
+	}
+	env["DYNO"] = name
+	u := &Unit{AppID: appID, App: s.App.Name, Name: name, Type: "run", ReleaseID: s.Release.ID, Release: s.Release.Version,
+		Image: proc.Image, Command: o.Command, Env: env, Size: size}
+	sup := newSupervisor(m, m.wrapOutput(u))
+	sup.oneOff = true
+	have[name] = sup
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		sup.run(m.ctx)
+		m.mu.Lock()
+		if m.oneOffs[appID][name] == sup {
+			delete(m.oneOffs[appID], name)
+			if len(m.oneOffs[appID]) == 0 {
+				delete(m.oneOffs, appID)
+			}
+		}
+		m.mu.Unlock()
+	}()
+	return sup.snapshot(), nil
+}
+
+// ErrOneOff wraps the reasons a one-off dyno cannot start.
+var ErrOneOff = errors.New("cannot run the one-off dyno")

@@ -79,13 +79,18 @@ func hardLimitMB(quota int) int64 {
 	return int64(quota) * 2
 }
 
-// command is what a dyno runs: the release's command through a shell, or
-// else the image's ENTRYPOINT and CMD.
+// command is what a dyno runs: the release's (or a one-off's) command, or
+// else the image's ENTRYPOINT and CMD. A command is a shell command line,
+// as on Heroku; one with nothing for a shell to interpret is run directly,
+// so that images without a shell (FROM scratch) can run one too.
 func command(cfg image.Config, cmd string) []string {
-	if cmd != "" {
+	if cmd == "" {
+		return append(slices.Clone(cfg.Entrypoint), cfg.Cmd...)
+	}
+	if strings.ContainsAny(cmd, "$|&;<>()`'\"\\*?[]~#=%!{}\n\t") {
 		return []string{"/bin/sh", "-c", cmd}
 	}
-	return append(slices.Clone(cfg.Entrypoint), cfg.Cmd...)
+	return strings.Fields(cmd)
 }
 
 // environ merges the image's environment with the dyno's (config vars,

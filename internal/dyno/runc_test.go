@@ -2,6 +2,7 @@ package dyno
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -34,6 +35,10 @@ func main() {
 	if os.Getenv("MODE") == "crash" {
 		fmt.Println("crashing")
 		os.Exit(3)
+	}
+	if strings.HasPrefix(os.Getenv("DYNO"), "run.") {
+		fmt.Println("one-off ran:", strings.Join(os.Args[1:], " "), os.Getenv("EXTRA"))
+		os.Exit(7)
 	}
 	if strings.HasPrefix(os.Getenv("DYNO"), "worker") {
 		for {
@@ -149,6 +154,26 @@ func TestContainersRunTheFormation(t *testing.T) {
 	}
 	e.eventually("worker output", func() bool { return e.logs.count("app[worker.1]: working") > 0 })
 
+	// A one-off dyno runs once on the current release and is then gone.
+	d1, err := e.m.RunOneOff(context.Background(), app.ID, OneOff{Command: "/app migrate", Env: map[string]string{"EXTRA": "x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(d1.Name, "run.") || d1.Type != "run" || d1.Release != 4 {
+		t.Errorf("one-off = %+v", d1)
+	}
+	e.eventually("one-off done and gone", func() bool {
+		return e.logs.count("app["+d1.Name+"]: one-off ran: migrate x") == 1 &&
+			e.logs.count("heroku["+d1.Name+"]: State changed from up to complete") == 1 &&
+			len(e.m.Dynos(app.ID)) == 3
+	})
+	if e.logs.count("heroku["+d1.Name+"]: Process exited with status 7") != 1 {
+		t.Error("no exit line for the one-off")
+	}
+	if _, err := e.m.RunOneOff(context.Background(), app.ID, OneOff{Command: "/app", Size: "Private-S"}); !errors.Is(err, ErrOneOff) {
+		t.Errorf("one-off of a Private size: err = %v", err)
+	}
+
 	// A crashing release: immediate restart, then the cool-off.
 	e.config("real", "MODE", "crash")
 	e.eventually("crashed twice", func() bool {
@@ -158,4 +183,25 @@ func TestContainersRunTheFormation(t *testing.T) {
 	e.scale("real", "web", 0)
 	e.scale("real", "worker", 0)
 	e.eventually("all gone", func() bool { return len(e.m.Dynos(app.ID)) == 0 })
+}
+
+func TestCommand(t *testing.T) {
+	t.Parallel()
+	img := image.Config{Entrypoint: []string{"/app"}, Cmd: []string{"serve", "--port=1"}}
+	for _, tc := range []struct {
+		cmd  string
+		want []string
+	}{
+		{"", []string{"/app", "serve", "--port=1"}},
+		{"/app migrate", []string{"/app", "migrate"}},
+		{"  rake   db:migrate ", []string{"rake", "db:migrate"}},
+		{"bundle exec puma -p $PORT", []string{"/bin/sh", "-c", "bundle exec puma -p $PORT"}},
+		{"echo 'a b'", []string{"/bin/sh", "-c", "echo 'a b'"}},
+		{"a && b", []string{"/bin/sh", "-c", "a && b"}},
+		{"FOO=1 app", []string{"/bin/sh", "-c", "FOO=1 app"}},
+	} {
+		if got := command(img, tc.cmd); strings.Join(got, "\x00") != strings.Join(tc.want, "\x00") {
+			t.Errorf("command(%q) = %q, want %q", tc.cmd, got, tc.want)
+		}
+	}
 }

@@ -14,6 +14,7 @@ import (
 // supervisor runs one dyno for as long as the formation wants it.
 type supervisor struct {
 	m       *Manager
+	oneOff  bool          // a one-off dyno: runs once, never restarted
 	updates chan *Unit    // a new unit: restart on it
 	restart chan struct{} // restart on the same unit
 	stop    chan struct{} // closed: stop for good
@@ -106,7 +107,14 @@ func (s *supervisor) run(ctx context.Context) {
 	crashes := 0
 	for {
 		started := s.m.cfg.Now()
-		switch s.runOnce(ctx) {
+		out := s.runOnce(ctx)
+		if s.oneOff {
+			if out != crashed { // stopped or restarted: a one-off just ends
+				s.setState(StateDown)
+			}
+			return
+		}
+		switch out {
 		case stopped:
 			s.setState(StateDown)
 			return
@@ -209,7 +217,11 @@ func (s *supervisor) runOnce(ctx context.Context) outcome {
 			return crashed
 		case ex := <-exited:
 			s.exitLine(ex)
-			s.setState(StateCrashed)
+			if s.oneOff {
+				s.setState(StateComplete) // a one-off that ends is done, not crashed
+			} else {
+				s.setState(StateCrashed)
+			}
 			return crashed
 		case nu := <-s.updates:
 			s.log("Restarting")

@@ -29,6 +29,10 @@ import (
 )
 
 func main() {
+	if strings.HasPrefix(os.Getenv("DYNO"), "run.") {
+		fmt.Println("one-off:", strings.Join(os.Args[1:], " "))
+		return
+	}
 	if !strings.HasPrefix(os.Getenv("DYNO"), "web") {
 		for {
 			fmt.Println("working", os.Getenv("GREETING"))
@@ -181,6 +185,12 @@ func TestDynosWithHerokuCLI(t *testing.T) {
 	res = s.skiff(t, s.AdminToken, "ps:restart", "web.2", "-a", "dynoapp")
 	wantContains(t, res, "stderr", "Restarting dyno web.2 on ⬢ dynoapp... done")
 	waitPS(t, h, "dynoapp", "web.1=up web.2=up worker.1=up")
+
+	// One-off dynos: detached runs work, attached ones are refused clearly.
+	res = h.ok(t, "run:detached", "/app migrate", "-a", "dynoapp")
+	wantMatch(t, res, "stderr", `Running /app migrate on \S*dynoapp\.\.\. done, run\.\d+`)
+	res = h.fails(t, "run", "/app", "-a", "dynoapp")
+	wantContains(t, res, "stderr", "Attached one-off dynos (heroku run) are not available on this Skiff yet")
 
 	// A graceful stop takes every dyno down and leaves nothing behind.
 	if err := s.stop(); err != nil {
