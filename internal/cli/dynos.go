@@ -148,3 +148,48 @@ func psRestart(verb string) func(e *Env, in *Input) error {
 		})
 	}
 }
+
+func init() {
+	register("run:detached", command{
+		usage: "run:detached COMMAND... -a APP", help: "run a one-off detached dyno; its output goes to the app's log",
+		flags: []flagDef{
+			{Long: "env", Short: 'e', Value: true, Usage: "environment variables for the dyno: KEY=value;KEY2=value2"},
+			{Long: "size", Short: 's', Value: true, Usage: "dyno size"},
+			{Long: "type", Value: true, Usage: "process type whose image to run"},
+		},
+		app: appRequired, minArgs: 1, maxArgs: -1, run: runDetached,
+	})
+}
+
+func runDetached(e *Env, in *Input) error {
+	env := map[string]string{}
+	if s := in.String("env"); s != "" {
+		for _, kv := range strings.Split(s, ";") {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return fmt.Errorf("Invalid --env %q: expected KEY=value;KEY2=value2", s)
+			}
+			env[k] = v
+		}
+	}
+	cmd := strings.Join(in.Args, " ")
+	body := map[string]any{"command": cmd, "attach": false, "env": env}
+	if s := in.String("size"); s != "" {
+		body["size"] = s
+	}
+	if t := in.String("type"); t != "" {
+		body["type"] = t
+	}
+	var d dynoInfo
+	err := e.action(fmt.Sprintf("Running %s on %s", cmd, appLabel(in.App)), func() (string, error) {
+		if err := e.Do(Request{Method: "POST", Path: "/apps/" + escape(in.App) + "/dynos", Body: body}, &d); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("done, %s (%s)", d.Name, d.Size), nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.Out, "Run skiff logs --app %s --dyno %s to view the output.\n", in.App, d.Name)
+	return nil
+}
