@@ -190,7 +190,7 @@ func TestDynosWithHerokuCLI(t *testing.T) {
 	res = h.ok(t, "run:detached", "/app migrate", "-a", "dynoapp")
 	wantMatch(t, res, "stderr", `Running /app migrate on \S*dynoapp\.\.\. done, run\.\d+`)
 	res = s.skiff(t, s.AdminToken, "run:detached", "/app", "seed", "-a", "dynoapp", "--env", "A=1;B=2")
-	wantMatch(t, res, "stderr", `Running /app seed on \S*dynoapp\.\.\. done, run\.\d+ \(Standard-1X\)`)
+	wantMatch(t, res, "stderr", `Running /app seed on (⬢ )?dynoapp\.\.\. done, run\.\d+ \(Standard-1X\)`)
 	res = h.fails(t, "run", "/app", "-a", "dynoapp")
 	wantContains(t, res, "stderr", "Attached one-off dynos (heroku run) are not available on this Skiff yet")
 
