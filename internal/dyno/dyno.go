@@ -41,6 +41,12 @@ type Process interface {
 	Command() string
 }
 
+// MemoryReporter is a Process that can tell how much memory its dyno uses
+// (RSS, cache and swap together, as Heroku's R14 counts it).
+type MemoryReporter interface {
+	MemoryUsage() (uint64, error)
+}
+
 // Exit is how a process ended.
 type Exit struct {
 	Code int   // exit status; 128+n after signal n

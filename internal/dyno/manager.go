@@ -38,6 +38,7 @@ type Config struct {
 	StableAfter   time.Duration   // a process that ran this long had a good start (default 10 min)
 	ProbeInterval time.Duration   // how often a starting web dyno's port is tried (default 20 ms)
 	Resync        time.Duration   // full reconcile interval (default 30 s)
+	MemoryCheck   time.Duration   // how often an up dyno's memory is compared with its quota (default 20 s)
 	Now           func() time.Time
 }
 
@@ -79,6 +80,9 @@ func New(cfg Config) *Manager {
 	}
 	if cfg.Resync == 0 {
 		cfg.Resync = 30 * time.Second
+	}
+	if cfg.MemoryCheck == 0 {
+		cfg.MemoryCheck = 20 * time.Second
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -109,6 +110,12 @@ func (p *fakeProcess) Addr() string {
 }
 
 func (p *fakeProcess) Command() string { return "fake " + p.u.Env["MODE"] }
+
+// MemoryUsage reports MEM megabytes (a config var), to drive R14.
+func (p *fakeProcess) MemoryUsage() (uint64, error) {
+	mb, _ := strconv.Atoi(p.u.Env["MEM"])
+	return uint64(mb) << 20, nil
+}
 
 type logLines struct {
 	mu    sync.Mutex
@@ -329,6 +336,27 @@ func TestDestroyStopsEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.eventually("all stopped", func() bool { return len(e.m.Dynos(app.ID)) == 0 && e.logs.count("Process exited with status 143") == 3 })
+}
+
+func TestMemoryQuotaExceeded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config) { c.MemoryCheck = 10 * time.Millisecond })
+	app := e.app("hungry", "")
+	e.config("hungry", "MEM", "700") // Standard-1X: 512 MB
+	e.eventually("R14", func() bool {
+		return e.logs.count("heroku[web.1]: Process running mem=700MB(136.7%)") > 0 && e.logs.count("heroku[web.1]: Error R14 (Memory quota exceeded)") > 0
+	})
+	if d := e.m.Dynos(app.ID); len(d) != 1 || d[0].State != StateUp {
+		t.Errorf("dynos = %s: R14 must not stop the dyno", states(d))
+	}
+	e.config("hungry", "MEM", "100")
+	e.eventually("on v5", func() bool { return states(e.m.Dynos(app.ID)) == "web.1=up@v5" })
+	time.Sleep(50 * time.Millisecond)
+	before := e.logs.count("Error R14")
+	time.Sleep(50 * time.Millisecond)
+	if after := e.logs.count("Error R14"); after != before {
+		t.Errorf("R14 logged below the quota (%d → %d)", before, after)
+	}
 }
 
 func TestLineWriter(t *testing.T) {

@@ -219,4 +219,13 @@ func (p *container) Wait() Exit {
 // Signal signals every process of the dyno, as Heroku's dyno manager does.
 func (p *container) Signal(sig syscall.Signal) error { return p.c.SignalAll(sig) }
 func (p *container) Addr() string                    { return p.addr }
-func (p *container) Command() string                 { return p.cmd }
+
+// MemoryUsage is the container's memory cgroup usage: RSS, cache and swap.
+func (p *container) MemoryUsage() (uint64, error) {
+	st, err := p.c.Stats()
+	if err != nil {
+		return 0, err
+	}
+	return st.MemoryUsage + st.MemorySwap, nil
+}
+func (p *container) Command() string { return p.cmd }

@@ -194,6 +194,8 @@ func (s *supervisor) runOnce(ctx context.Context) outcome {
 	}
 	boot := time.NewTimer(s.m.cfg.BootTimeout)
 	defer boot.Stop()
+	memCheck := time.NewTicker(s.m.cfg.MemoryCheck)
+	defer memCheck.Stop()
 
 	for {
 		var upCh <-chan struct{}
@@ -215,6 +217,10 @@ func (s *supervisor) runOnce(ctx context.Context) outcome {
 			s.exitLine(<-exited)
 			s.setState(StateCrashed)
 			return crashed
+		case <-memCheck.C:
+			if isUp {
+				s.checkMemory(p, u)
+			}
 		case ex := <-exited:
 			s.exitLine(ex)
 			if s.oneOff {
@@ -258,6 +264,26 @@ func (s *supervisor) terminate(p Process, exited <-chan Exit) {
 		p.Signal(syscall.SIGKILL)
 		s.exitLine(<-exited)
 	}
+}
+
+// checkMemory logs R14 while the dyno uses more memory than its size's
+// quota, as Heroku does: the dyno keeps running (it is killed, with R15,
+// only at the hard limit the runtime enforces).
+func (s *supervisor) checkMemory(p Process, u *Unit) {
+	mr, ok := p.(MemoryReporter)
+	if !ok || u.Size.MemoryMB == 0 {
+		return
+	}
+	used, err := mr.MemoryUsage()
+	if err != nil {
+		return
+	}
+	mb := int(used >> 20)
+	if mb <= u.Size.MemoryMB {
+		return
+	}
+	s.log("Process running mem=%dMB(%.1f%%)", mb, float64(mb)*100/float64(u.Size.MemoryMB))
+	s.log("Error R14 (Memory quota exceeded)")
 }
 
 func (s *supervisor) exitLine(ex Exit) {
