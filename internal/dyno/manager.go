@@ -39,6 +39,8 @@ type Config struct {
 	ProbeInterval time.Duration   // how often a starting web dyno's port is tried (default 20 ms)
 	Resync        time.Duration   // full reconcile interval (default 30 s)
 	MemoryCheck   time.Duration   // how often an up dyno's memory is compared with its quota (default 20 s)
+	Cycle         time.Duration   // a dyno is restarted ("Cycling") after running this long (default 24 h)…
+	CycleJitter   time.Duration   // …plus a random part of this (default 216 min), so an app's dynos don't cycle together
 	Now           func() time.Time
 }
 
@@ -80,6 +82,12 @@ func New(cfg Config) *Manager {
 	}
 	if cfg.Resync == 0 {
 		cfg.Resync = 30 * time.Second
+	}
+	if cfg.Cycle == 0 {
+		cfg.Cycle = 24 * time.Hour
+	}
+	if cfg.CycleJitter == 0 {
+		cfg.CycleJitter = 216 * time.Minute
 	}
 	if cfg.MemoryCheck == 0 {
 		cfg.MemoryCheck = 20 * time.Second

@@ -359,6 +359,17 @@ func TestMemoryQuotaExceeded(t *testing.T) {
 	}
 }
 
+func TestDailyCycling(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config) { c.Cycle, c.CycleJitter = 150*time.Millisecond, time.Nanosecond })
+	app := e.app("cycler", "")
+	e.eventually("cycled twice", func() bool { return e.logs.count("heroku[web.1]: Cycling") >= 2 })
+	e.eventually("up again", func() bool { return states(e.m.Dynos(app.ID)) == "web.1=up@v3" })
+	if e.logs.count("heroku[web.1]: Stopping all processes with SIGTERM") < 2 {
+		t.Error("cycling did not stop the old process gracefully")
+	}
+}
+
 func TestLineWriter(t *testing.T) {
 	t.Parallel()
 	var got []string

@@ -3,6 +3,7 @@ package dyno
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"syscall"
@@ -196,6 +197,14 @@ func (s *supervisor) runOnce(ctx context.Context) outcome {
 	defer boot.Stop()
 	memCheck := time.NewTicker(s.m.cfg.MemoryCheck)
 	defer memCheck.Stop()
+	// Daily cycling: every process is restarted after a day and a random
+	// part of the jitter; any restart or release starts the clock again.
+	lifetime := s.m.cfg.Cycle
+	if j := s.m.cfg.CycleJitter; j > 0 {
+		lifetime += rand.N(j)
+	}
+	cycle := time.NewTimer(lifetime)
+	defer cycle.Stop()
 
 	for {
 		var upCh <-chan struct{}
@@ -217,6 +226,12 @@ func (s *supervisor) runOnce(ctx context.Context) outcome {
 			s.exitLine(<-exited)
 			s.setState(StateCrashed)
 			return crashed
+		case <-cycle.C:
+			if !s.oneOff {
+				s.log("Cycling")
+				s.terminate(p, exited)
+				return restarted
+			}
 		case <-memCheck.C:
 			if isUp {
 				s.checkMemory(p, u)
