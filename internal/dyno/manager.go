@@ -56,6 +56,7 @@ type Manager struct {
 	mu      sync.Mutex
 	apps    map[string]map[string]*supervisor // app id -> dyno name -> formation dyno
 	oneOffs map[string]map[string]*supervisor // app id -> dyno name -> one-off dyno
+	retired map[*supervisor]bool              // preboot: old dynos running until their replacements are up
 	ctx     context.Context
 	wg      sync.WaitGroup
 }
@@ -98,7 +99,8 @@ func New(cfg Config) *Manager {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Manager{cfg: cfg, apps: map[string]map[string]*supervisor{}, oneOffs: map[string]map[string]*supervisor{}}
+	return &Manager{cfg: cfg, apps: map[string]map[string]*supervisor{}, oneOffs: map[string]map[string]*supervisor{},
+		retired: map[*supervisor]bool{}}
 }
 
 // Run reconciles until ctx is done, then stops every dyno gracefully and
@@ -220,17 +222,30 @@ func (m *Manager) reconcile(appID string, s *platform.AppState) {
 	for name, u := range want {
 		sup, ok := have[name]
 		if !ok {
-			sup = newSupervisor(m, m.wrapOutput(u))
-			have[name] = sup
-			m.wg.Add(1)
-			go func() {
-				defer m.wg.Done()
-				sup.run(m.ctx)
-			}()
+			have[name] = m.startLocked(u)
 			continue
 		}
 		cur := sup.current()
-		if cur.ReleaseID != u.ReleaseID || cur.Size.Name != u.Size.Name || cur.App != u.App {
+		switch {
+		case s.Preboot && u.Type == "web" && cur.ReleaseID != u.ReleaseID:
+			// Preboot: the new dyno starts beside the old one, which
+			// stops only once its replacement is up (or has failed).
+			next := m.startLocked(u)
+			have[name] = next
+			m.retired[sup] = true
+			go func() {
+				select {
+				case <-next.settled:
+				case <-next.done:
+				case <-sup.done:
+				}
+				stopOnce(sup)
+				<-sup.done
+				m.mu.Lock()
+				delete(m.retired, sup)
+				m.mu.Unlock()
+			}()
+		case cur.ReleaseID != u.ReleaseID || cur.Size.Name != u.Size.Name || cur.App != u.App:
 			sup.update(m.wrapOutput(u))
 		}
 	}
@@ -252,6 +267,17 @@ func stopOnce(sup *supervisor) {
 	}
 }
 
+// startLocked starts a supervisor for u. m.mu must be held.
+func (m *Manager) startLocked(u *Unit) *supervisor {
+	sup := newSupervisor(m, m.wrapOutput(u))
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		sup.run(m.ctx)
+	}()
+	return sup
+}
+
 // wrapOutput gives the unit writers that turn the process's output into
 // app log lines.
 func (m *Manager) wrapOutput(u *Unit) *Unit {
@@ -262,6 +288,9 @@ func (m *Manager) wrapOutput(u *Unit) *Unit {
 
 func (m *Manager) stopAll() {
 	m.mu.Lock()
+	for sup := range m.retired {
+		stopOnce(sup)
+	}
 	for _, all := range []map[string]map[string]*supervisor{m.apps, m.oneOffs} {
 		for id, have := range all {
 			for _, sup := range have {

@@ -22,10 +22,30 @@ import (
 type fakeRunner struct {
 	mu     sync.Mutex
 	starts map[string]int // dyno name -> starts
+	events []string       // "start web.1@v3", "term web.1@v3", in order
+}
+
+func (r *fakeRunner) event(format string, args ...any) {
+	r.mu.Lock()
+	r.events = append(r.events, fmt.Sprintf(format, args...))
+	r.mu.Unlock()
+}
+
+// eventIndex is the position of the first event ev, or -1.
+func (r *fakeRunner) eventIndex(ev string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, e := range r.events {
+		if e == ev {
+			return i
+		}
+	}
+	return -1
 }
 
 type fakeProcess struct {
 	u      *Unit
+	r      *fakeRunner
 	ln     net.Listener
 	exit   chan Exit
 	once   sync.Once
@@ -37,7 +57,8 @@ func (r *fakeRunner) Start(ctx context.Context, u *Unit) (Process, error) {
 	r.mu.Lock()
 	r.starts[u.Name]++
 	r.mu.Unlock()
-	p := &fakeProcess{u: u, exit: make(chan Exit, 1), sigs: make(chan syscall.Signal, 4)}
+	p := &fakeProcess{u: u, r: r, exit: make(chan Exit, 1), sigs: make(chan syscall.Signal, 4)}
+	r.event("start %s@v%d", u.Name, u.Release)
 	mode := u.Env["MODE"]
 	if u.Port > 0 && mode != "nobind" {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -95,6 +116,9 @@ func (p *fakeProcess) Wait() Exit {
 }
 
 func (p *fakeProcess) Signal(sig syscall.Signal) error {
+	if sig == syscall.SIGTERM {
+		p.r.event("term %s@v%d", p.u.Name, p.u.Release)
+	}
 	select {
 	case p.sigs <- sig:
 	default:
@@ -356,6 +380,36 @@ func TestMemoryQuotaExceeded(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if after := e.logs.count("Error R14"); after != before {
 		t.Errorf("R14 logged below the quota (%d → %d)", before, after)
+	}
+}
+
+func TestPreboot(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	app := e.app("booter", "")
+	e.scale("booter", "web", 2)
+	e.eventually("web up on v3", func() bool { return states(e.m.Dynos(app.ID)) == "web.1=up@v3 web.2=up@v3" })
+
+	// Without preboot the old dyno stops before its replacement starts.
+	e.config("booter", "A", "1")
+	e.eventually("web up on v4", func() bool { return states(e.m.Dynos(app.ID)) == "web.1=up@v4 web.2=up@v4" })
+	if t3, s4 := e.runner.eventIndex("term web.1@v3"), e.runner.eventIndex("start web.1@v4"); !(t3 >= 0 && t3 < s4) {
+		t.Errorf("without preboot: term v3 at %d, start v4 at %d", t3, s4)
+	}
+
+	// With preboot the replacement starts first; the old one stops once it is up.
+	if _, err := e.p.SetAppFeature(e.ctx, e.admin, "booter", "preboot", true); err != nil {
+		t.Fatal(err)
+	}
+	e.config("booter", "A", "2")
+	e.eventually("web up on v5", func() bool { return states(e.m.Dynos(app.ID)) == "web.1=up@v5 web.2=up@v5" })
+	e.eventually("old ones stopped", func() bool {
+		return e.runner.eventIndex("term web.1@v4") >= 0 && e.runner.eventIndex("term web.2@v4") >= 0
+	})
+	for _, name := range []string{"web.1", "web.2"} {
+		if s5, t4 := e.runner.eventIndex("start "+name+"@v5"), e.runner.eventIndex("term "+name+"@v4"); !(s5 >= 0 && s5 < t4) {
+			t.Errorf("with preboot: %s start v5 at %d, term v4 at %d", name, s5, t4)
+		}
 	}
 }
 

@@ -20,6 +20,8 @@ type supervisor struct {
 	restart chan struct{} // restart on the same unit
 	stop    chan struct{} // closed: stop for good
 	done    chan struct{} // closed when run has returned
+	settled chan struct{} // closed the first time the dyno is up or has crashed
+	settle  sync.Once
 
 	mu   sync.Mutex
 	unit *Unit
@@ -31,7 +33,7 @@ func newSupervisor(m *Manager, u *Unit) *supervisor {
 	return &supervisor{
 		m: m, unit: u,
 		updates: make(chan *Unit, 1), restart: make(chan struct{}, 1),
-		stop: make(chan struct{}), done: make(chan struct{}),
+		stop: make(chan struct{}), done: make(chan struct{}), settled: make(chan struct{}),
 		info: Info{ID: uuid.NewString(), AppID: u.AppID, Name: u.Name, Type: u.Type, Size: u.Size.Name,
 			State: StateDown, ReleaseID: u.ReleaseID, Release: u.Release, CreatedAt: now, UpdatedAt: now},
 	}
@@ -89,6 +91,9 @@ func (s *supervisor) setState(state string) {
 	s.mu.Unlock()
 	if old != state {
 		s.log("State changed from %s to %s", old, state)
+	}
+	if state == StateUp || state == StateCrashed {
+		s.settle.Do(func() { close(s.settled) })
 	}
 }
 
