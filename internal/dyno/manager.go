@@ -20,6 +20,8 @@ import (
 type Source interface {
 	Desired(ctx context.Context) ([]*platform.AppState, error)
 	DesiredApp(ctx context.Context, appID string) (*platform.AppState, error)
+	// CompleteRelease records the outcome of a release's release phase.
+	CompleteRelease(ctx context.Context, appID, releaseID string, ok bool) error
 }
 
 // Config configures a Manager. Durations are fields so that tests drive
@@ -57,6 +59,7 @@ type Manager struct {
 	apps    map[string]map[string]*supervisor // app id -> dyno name -> formation dyno
 	oneOffs map[string]map[string]*supervisor // app id -> dyno name -> one-off dyno
 	retired map[*supervisor]bool              // preboot: old dynos running until their replacements are up
+	phases  map[string]bool                   // release ids whose release phase is running
 	ctx     context.Context
 	wg      sync.WaitGroup
 }
@@ -100,7 +103,7 @@ func New(cfg Config) *Manager {
 		cfg.Log = slog.Default()
 	}
 	return &Manager{cfg: cfg, apps: map[string]map[string]*supervisor{}, oneOffs: map[string]map[string]*supervisor{},
-		retired: map[*supervisor]bool{}}
+		retired: map[*supervisor]bool{}, phases: map[string]bool{}}
 }
 
 // Run reconciles until ctx is done, then stops every dyno gracefully and
@@ -175,8 +178,8 @@ func (m *Manager) units(s *platform.AppState) map[string]*Unit {
 	}
 	for _, f := range s.Formation {
 		proc, ok := s.Release.Processes[f.Type]
-		if !ok {
-			continue // the current release does not have this type
+		if !ok || f.Type == platform.ReleasePhase {
+			continue // the current release does not have this type, or it is the release phase's
 		}
 		size, _ := platform.SizeByName(f.Size)
 		for i := 1; i <= f.Quantity; i++ {
@@ -251,6 +254,9 @@ func (m *Manager) reconcile(appID string, s *platform.AppState) {
 	}
 	if len(have) == 0 {
 		delete(m.apps, appID)
+	}
+	if s != nil && s.Pending != nil && !m.phases[s.Pending.ID] {
+		m.startReleasePhaseLocked(s)
 	}
 	if s == nil { // the app is gone: so are its one-off dynos
 		for _, sup := range m.oneOffs[appID] {
@@ -419,24 +425,31 @@ func (m *Manager) RunOneOff(ctx context.Context, appID string, o OneOff) (Info, 
 	if m.ctx == nil || m.ctx.Err() != nil {
 		return Info{}, fmt.Errorf("%w: the dyno manager is stopping", ErrOneOff)
 	}
-	have := m.oneOffs[appID]
+	u := &Unit{AppID: appID, App: s.App.Name, Type: "run", ReleaseID: s.Release.ID, Release: s.Release.Version,
+		Image: proc.Image, Command: o.Command, Env: env, Size: size}
+	return m.addOneOffLocked(u).snapshot(), nil
+}
+
+// addOneOffLocked names u "<type>.N" (N a free four-digit number), sets
+// its DYNO and starts it as a one-off dyno, listed until it ends. m.mu
+// must be held.
+func (m *Manager) addOneOffLocked(u *Unit) *supervisor {
+	have := m.oneOffs[u.AppID]
 	if have == nil {
 		have = map[string]*supervisor{}
-		m.oneOffs[appID] = have
+		m.oneOffs[u.AppID] = have
 	}
-	var name string
 	for {
-		name = "run." + strconv.Itoa(1000+rand.IntN(9000))
-		if _, taken := have[name]; !taken {
+		u.Name = u.Type + "." + strconv.Itoa(1000+rand.IntN(9000))
+		if _, taken := have[u.Name]; !taken {
 			break
 		}
 	}
-	env["DYNO"] = name
-	u := &Unit{AppID: appID, App: s.App.Name, Name: name, Type: "run", ReleaseID: s.Release.ID, Release: s.Release.Version,
-		Image: proc.Image, Command: o.Command, Env: env, Size: size}
+	u.Env["DYNO"] = u.Name
 	sup := newSupervisor(m, m.wrapOutput(u))
 	sup.oneOff = true
-	have[name] = sup
+	have[u.Name] = sup
+	appID, name := u.AppID, u.Name
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -450,7 +463,46 @@ func (m *Manager) RunOneOff(ctx context.Context, appID string, o OneOff) (Info, 
 		}
 		m.mu.Unlock()
 	}()
-	return sup.snapshot(), nil
+	return sup
+}
+
+// startReleasePhaseLocked runs a pending release's release command as a
+// one-off dyno (release.N). Its exit status decides the release: 0 makes it
+// current, anything else fails it. If the server stops first, the release
+// stays pending and its release phase runs again at the next start.
+func (m *Manager) startReleasePhaseLocked(s *platform.AppState) {
+	r := s.Pending
+	proc := r.Processes[platform.ReleasePhase]
+	size, _ := platform.SizeByName(platform.DefaultSize)
+	for _, f := range s.Formation {
+		if f.Type == platform.ReleasePhase {
+			size, _ = platform.SizeByName(f.Size)
+		}
+	}
+	env := maps.Clone(r.Config)
+	if env == nil {
+		env = map[string]string{}
+	}
+	u := &Unit{AppID: s.App.ID, App: s.App.Name, Type: platform.ReleasePhase, ReleaseID: r.ID, Release: r.Version,
+		Image: proc.Image, Command: proc.Command, Env: env, Size: size}
+	sup := m.addOneOffLocked(u)
+	m.phases[r.ID] = true
+	appID := s.App.ID
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		<-sup.done
+		ex, exited := sup.lastExit()
+		if exited {
+			ok := ex.Err == nil && ex.Code == 0
+			if err := m.cfg.Source.CompleteRelease(context.WithoutCancel(m.ctx), appID, r.ID, ok); err != nil {
+				m.cfg.Log.Error("dyno manager: record the release phase", "app", appID, "release", r.Version, "err", err)
+			}
+		}
+		m.mu.Lock()
+		delete(m.phases, r.ID)
+		m.mu.Unlock()
+	}()
 }
 
 // ErrOneOff wraps the reasons a one-off dyno cannot start.

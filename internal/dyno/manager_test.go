@@ -78,6 +78,11 @@ func (r *fakeRunner) Start(ctx context.Context, u *Unit) (Process, error) {
 	}
 	fmt.Fprintf(u.Stdout, "hello from %s\n", u.Name)
 	go func() {
+		if u.Type == "release" { // the release phase: exit with $RELEASE_EXIT
+			code, _ := strconv.Atoi(u.Env["RELEASE_EXIT"])
+			p.finish(Exit{Code: code})
+			return
+		}
 		if mode == "crash" {
 			p.finish(Exit{Code: 1})
 			return
@@ -410,6 +415,51 @@ func TestPreboot(t *testing.T) {
 		if s5, t4 := e.runner.eventIndex("start "+name+"@v5"), e.runner.eventIndex("term "+name+"@v4"); !(s5 >= 0 && s5 < t4) {
 			t.Errorf("with preboot: %s start v5 at %d, term v4 at %d", name, s5, t4)
 		}
+	}
+}
+
+func TestReleasePhase(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	app := e.app("phased", "")
+	e.eventually("web up on v3", func() bool { return states(e.m.Dynos(app.ID)) == "web.1=up@v3" })
+	status := func(v string) string {
+		_, r, _, err := e.p.Release(e.ctx, e.admin, "phased", v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Status
+	}
+
+	// A release with a release phase is pending until its command has run.
+	img := "sha256:" + strings.Repeat("cd", 32)
+	rel, err := e.p.DeployImages(e.ctx, e.admin, "phased", []platform.ImageUpdate{{Type: "web", Image: img}, {Type: "release", Image: img}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rel.Status != "pending" {
+		t.Errorf("v4 is %s, want pending", rel.Status)
+	}
+	e.eventually("v4 released and running", func() bool { return status("4") == "succeeded" && states(e.m.Dynos(app.ID)) == "web.1=up@v4" })
+	if e.logs.count("State changed from up to complete") != 1 || e.logs.count("heroku[release.") == 0 {
+		t.Error("no release-phase dyno in the log")
+	}
+
+	// A failing release command fails the release; the old one keeps running.
+	e.config("phased", "RELEASE_EXIT", "3")
+	e.eventually("v5 failed", func() bool { return status("5") == "failed" })
+	if got := states(e.m.Dynos(app.ID)); got != "web.1=up@v4" {
+		t.Errorf("after a failed release phase: %s, want web.1 still on v4", got)
+	}
+	if n := e.runner.startsOf("web.1"); n != 2 {
+		t.Errorf("web.1 started %d times, want 2 (v3, v4)", n)
+	}
+
+	// The next release builds on the current one (v4) and runs again.
+	e.config("phased", "RELEASE_EXIT", "0")
+	e.eventually("v6 running", func() bool { return status("6") == "succeeded" && states(e.m.Dynos(app.ID)) == "web.1=up@v6" })
+	if _, err := e.p.Rollback(e.ctx, e.admin, "phased", "5"); err == nil {
+		t.Error("rolled back to a failed release")
 	}
 }
 

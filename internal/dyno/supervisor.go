@@ -23,9 +23,18 @@ type supervisor struct {
 	settled chan struct{} // closed the first time the dyno is up or has crashed
 	settle  sync.Once
 
-	mu   sync.Mutex
-	unit *Unit
-	info Info
+	mu     sync.Mutex
+	unit   *Unit
+	info   Info
+	exit   Exit // how the process last exited by itself
+	exited bool
+}
+
+// lastExit reports how the dyno's process last exited by itself, if it did.
+func (s *supervisor) lastExit() (Exit, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.exit, s.exited
 }
 
 func newSupervisor(m *Manager, u *Unit) *supervisor {
@@ -243,6 +252,9 @@ func (s *supervisor) runOnce(ctx context.Context) outcome {
 			}
 		case ex := <-exited:
 			s.exitLine(ex)
+			s.mu.Lock()
+			s.exit, s.exited = ex, true
+			s.mu.Unlock()
 			if s.oneOff {
 				s.setState(StateComplete) // a one-off that ends is done, not crashed
 			} else {

@@ -12,7 +12,8 @@ import (
 // run. It is read without an actor: only the platform's own loops use it.
 type AppState struct {
 	App       *App
-	Release   *Release
+	Release   *Release // the current release: what the dynos run
+	Pending   *Release // the newest release, while its release phase has yet to run
 	Formation []*store.Formation
 	Preboot   bool
 }
@@ -70,6 +71,13 @@ func appState(tx *store.Tx, a *App) (*AppState, error) {
 		return nil, err
 	}
 	s := &AppState{App: a, Release: r, Formation: fs}
+	latest, err := tx.LatestRelease(a.ID)
+	if err != nil {
+		return nil, err
+	}
+	if latest.Status == "pending" {
+		s.Pending = latest
+	}
 	if f, ok := feats["preboot"]; ok {
 		s.Preboot = f.Enabled
 	}

@@ -29,7 +29,13 @@ func (p *Platform) release(tx *store.Tx, ev *[]Event, app *App, actor *Account, 
 		return nil, err
 	}
 	now := p.now()
-	r := &Release{ID: newID(), AppID: app.ID, Version: v, Description: desc, Status: "succeeded",
+	// A release with a release phase is pending until its release command
+	// has run: it is not current, and the dynos keep running the old one.
+	status := "succeeded"
+	if _, ok := procs[ReleasePhase]; ok {
+		status = "pending"
+	}
+	r := &Release{ID: newID(), AppID: app.ID, Version: v, Description: desc, Status: status,
 		UserID: actor.ID, UserEmail: actor.Email, Config: config, Processes: procs, CreatedAt: now, UpdatedAt: now}
 	if err := tx.CreateRelease(r); err != nil {
 		return nil, err
@@ -38,10 +44,51 @@ func (p *Platform) release(tx *store.Tx, ev *[]Event, app *App, actor *Account, 
 		return nil, err
 	}
 	app.LastVersion = v
-	*ev = append(*ev,
-		Event{Kind: EventAudit, AppID: app.ID, AppName: app.Name, Message: desc + " by user " + actor.Email, Time: now},
-		Event{Kind: EventRelease, AppID: app.ID, AppName: app.Name, Message: fmt.Sprintf("Release v%d created by user %s", v, actor.Email), Time: now})
+	*ev = append(*ev, Event{Kind: EventAudit, AppID: app.ID, AppName: app.Name, Message: desc + " by user " + actor.Email, Time: now})
+	if status == "pending" {
+		*ev = append(*ev, Event{Kind: EventRelease, AppID: app.ID, AppName: app.Name, Message: fmt.Sprintf("Running release v%d commands by user %s", v, actor.Email), Time: now})
+	} else {
+		*ev = append(*ev, Event{Kind: EventRelease, AppID: app.ID, AppName: app.Name, Message: fmt.Sprintf("Release v%d created by user %s", v, actor.Email), Time: now})
+	}
 	return r, nil
+}
+
+// ReleasePhase is the process type whose command runs before a release
+// becomes current (Heroku's release phase).
+const ReleasePhase = "release"
+
+// CompleteRelease ends a pending release's release phase: it becomes
+// succeeded (and so current, and the dynos restart on it) or failed (and
+// the previous release keeps running). A release that is no longer pending
+// is left alone.
+func (p *Platform) CompleteRelease(ctx context.Context, appID, releaseID string, ok bool) error {
+	return p.write(ctx, func(tx *store.Tx, ev *[]Event) error {
+		app, err := tx.AppByID(appID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil // destroyed meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		r, err := tx.ReleaseByID(appID, releaseID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil || r.Status != "pending" {
+			return err
+		}
+		now := p.now()
+		msg := fmt.Sprintf("Release v%d created by user %s", r.Version, r.UserEmail)
+		status := "succeeded"
+		if !ok {
+			status, msg = "failed", fmt.Sprintf("Release v%d command failed by user %s", r.Version, r.UserEmail)
+		}
+		if err := tx.SetReleaseStatus(appID, releaseID, status, now); err != nil {
+			return err
+		}
+		*ev = append(*ev, Event{Kind: EventRelease, AppID: appID, AppName: app.Name, Message: msg, Time: now})
+		return nil
+	})
 }
 
 // current returns the app's current release; every app has one from birth.

@@ -599,3 +599,14 @@ func (tx *Tx) AllApps() ([]*App, error) {
 	}
 	return collect(rows, scanApp)
 }
+
+// SetReleaseStatus changes a release's status (a pending release becomes
+// succeeded or failed).
+func (tx *Tx) SetReleaseStatus(appID, id, status string, at time.Time) error {
+	return affected(tx.exec(`UPDATE releases SET status = ?, updated_at = ? WHERE app_id = ? AND id = ?`, status, Time(at), appID, id))
+}
+
+// LatestRelease returns an app's newest release, whatever its status.
+func (tx *Tx) LatestRelease(appID string) (*Release, error) {
+	return scanRelease(tx.queryRow(`SELECT `+releaseCols+` FROM releases WHERE app_id = ? ORDER BY version DESC LIMIT 1`, appID))
+}
