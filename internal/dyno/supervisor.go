@@ -333,8 +333,9 @@ func (s *supervisor) exitLine(ex Exit) {
 // is up when it accepts connections on $PORT.
 func (s *supervisor) probe(ctx context.Context, addr string, up chan<- struct{}) {
 	d := net.Dialer{Timeout: 200 * time.Millisecond}
-	tick := time.NewTicker(s.m.cfg.ProbeInterval)
-	defer tick.Stop()
+	// Most apps bind within milliseconds of starting: try often at first,
+	// then every ProbeInterval.
+	wait := time.Millisecond
 	for {
 		if addr != "" {
 			if c, err := d.DialContext(ctx, "tcp", addr); err == nil {
@@ -343,11 +344,14 @@ func (s *supervisor) probe(ctx context.Context, addr string, up chan<- struct{})
 				return
 			}
 		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
-		case <-tick.C:
+		case <-t.C:
 		}
+		wait = min(2*wait, s.m.cfg.ProbeInterval)
 	}
 }
 
