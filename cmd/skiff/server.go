@@ -22,6 +22,7 @@ import (
 	"github.com/skiffhq/skiff/internal/cli"
 	"github.com/skiffhq/skiff/internal/dyno"
 	"github.com/skiffhq/skiff/internal/image"
+	"github.com/skiffhq/skiff/internal/logplex"
 	"github.com/skiffhq/skiff/internal/network"
 	"github.com/skiffhq/skiff/internal/platform"
 	"github.com/skiffhq/skiff/internal/runtime"
@@ -44,6 +45,8 @@ type serverConfig struct {
 	runc       string // OCI runtime binary
 	dynoBridge string // bridge, netns prefix and cgroup parent of this server's dynos
 	dynoSubnet string
+
+	logStreamMax time.Duration // Logplex: tail streams end after this long and clients reconnect (0: never)
 }
 
 func defaultDataDir() string {
@@ -85,6 +88,8 @@ func parseServerFlags(args []string) (*serverConfig, error) {
 	str(&rateLimit, "rate-limit", "SKIFF_RATE_LIMIT", "4500", "API requests an account may make in a burst")
 	str(&rateRefill, "rate-refill", "SKIFF_RATE_REFILL", "75", "API requests an account regains each minute")
 	str(&maxDynos, "max-dynos", "SKIFF_MAX_DYNOS", "100", "dynos one app may run, all process types together")
+	var logStreamMax string // Logplex.
+	str(&logStreamMax, "log-stream-max", "SKIFF_LOG_STREAM_MAX", "0", "end log tail streams after this long; clients reconnect without loss (0: never)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: skiff server [flags]\n\nRuns the Skiff API with embedded defaults (SQLite under --data-dir).\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -104,6 +109,9 @@ func parseServerFlags(args []string) (*serverConfig, error) {
 	}
 	if c.dynos, err = strconv.ParseBool(dynos); err != nil {
 		return nil, fmt.Errorf("--dynos %q: want true or false", dynos)
+	}
+	if c.logStreamMax, err = time.ParseDuration(logStreamMax); err != nil || c.logStreamMax < 0 { // Logplex.
+		return nil, fmt.Errorf("--log-stream-max %q: want a duration such as 30m, or 0", logStreamMax)
 	}
 	return c, nil
 }
@@ -149,10 +157,22 @@ func runServer(args []string) error {
 	}
 	apiURL := "http://" + dialable(ln.Addr().(*net.TCPAddr))
 
+	// Logplex. Opened before the dynos start so that they can log into it,
+	// closed after they have stopped (defers run in reverse).
+	logs, err := logplex.Open(logplex.Config{Dir: filepath.Join(cfg.dataDir, "logs"), URL: apiURL,
+		Events: bus, StreamMax: cfg.logStreamMax, Logger: log})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer logs.Close()
+	context.AfterFunc(ctx, logs.EndStreams) // open tail streams must not hold up the HTTP shutdown
+	// End of Logplex.
+
 	var dynos *dyno.Manager
 	var stopDynos func()
 	if cfg.dynos {
-		dynos, stopDynos, err = startDynos(ctx, cfg, p, bus, log)
+		dynos, stopDynos, err = startDynos(ctx, cfg, p, bus, logs, log)
 		if err != nil {
 			ln.Close()
 			return err
@@ -171,6 +191,7 @@ func runServer(args []string) error {
 	if dynos != nil {
 		apiCfg.Dynos = dynos
 	}
+	apiCfg.Logs = logs // Logplex.
 	handler := api.New(p, apiCfg)
 
 	fmt.Printf("API URL: %s\n", apiURL)
@@ -201,7 +222,7 @@ func runServer(args []string) error {
 // bridge, runc. Whatever an earlier run left behind (containers, mounts,
 // namespaces) is reaped first. The returned stop waits until every dyno is
 // down, then removes the dyno network.
-func startDynos(ctx context.Context, cfg *serverConfig, p *platform.Platform, bus *platform.Bus, log *slog.Logger) (*dyno.Manager, func(), error) {
+func startDynos(ctx context.Context, cfg *serverConfig, p *platform.Platform, bus *platform.Bus, logs dyno.Logs, log *slog.Logger) (*dyno.Manager, func(), error) {
 	hint := " (run as root with runc installed, or start with --dynos=false for an API-only server)"
 	subnet, err := netip.ParsePrefix(cfg.dynoSubnet)
 	if err != nil {
@@ -234,7 +255,7 @@ func startDynos(ctx context.Context, cfg *serverConfig, p *platform.Platform, bu
 	}
 	m := dyno.New(dyno.Config{
 		Runner: &dyno.ContainerRunner{Images: images, Net: nw, Runtime: rt, Init: init},
-		Source: p, Events: bus, Logs: slogLogs{log}, Log: log,
+		Source: p, Events: bus, Logs: logs, Log: log,
 	})
 	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
@@ -274,14 +295,6 @@ func staticSelf() (string, error) {
 		}
 	}
 	return exe, nil
-}
-
-// slogLogs records dyno log lines in the server's own log at debug level,
-// until the log pipeline takes them.
-type slogLogs struct{ log *slog.Logger }
-
-func (l slogLogs) Log(appID, app, source, dyno, message string) {
-	l.log.Debug("dyno log", "app", app, "source", source, "dyno", dyno, "message", message)
 }
 
 // firstStart creates the admin account when the store has none, prints its

@@ -53,6 +53,10 @@ func (s *Server) routes() {
 	s.handle("GET /apps/{app}/features/{feature}", s.getFeature)
 	s.handle("PATCH /apps/{app}/features/{feature}", s.updateFeature)
 
+	// Logs: sessions, and their streams (authenticated by the URL itself).
+	s.handle("POST /apps/{app}/log-sessions", s.createLogSession)
+	s.mux.HandleFunc("GET /logstream/{id}", s.logStream)
+
 	// Platform catalogue.
 	s.handle("GET /regions", s.listRegions)
 	s.handle("GET /regions/{region}", s.getRegion)

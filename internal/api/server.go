@@ -30,6 +30,8 @@ type Config struct {
 	Dynos  Dynos
 	Logger *slog.Logger
 	Now    func() time.Time
+	// Logs is the log pipeline (log sessions); nil when this server has none.
+	Logs LogSessions
 }
 
 // Server is the Platform API's HTTP handler.

@@ -3,6 +3,7 @@ package dyno
 import (
 	"bytes"
 	"sync"
+	"unicode/utf8"
 )
 
 // maxLine bounds one log line; a longer run of bytes without a newline is
@@ -27,8 +28,9 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 		if i < 0 {
 			w.buf = append(w.buf, p...)
 			for len(w.buf) >= maxLine {
-				w.emit(string(w.buf[:maxLine]))
-				w.buf = append(w.buf[:0], w.buf[maxLine:]...)
+				n := cut(w.buf)
+				w.emit(string(w.buf[:n]))
+				w.buf = append(w.buf[:0], w.buf[n:]...)
 			}
 			break
 		}
@@ -38,11 +40,23 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 			w.buf = w.buf[:0]
 		}
 		for len(line) > maxLine {
-			w.emit(string(line[:maxLine]))
-			line = line[maxLine:]
+			n := cut(line)
+			w.emit(string(line[:n]))
+			line = line[n:]
 		}
 		w.emit(string(bytes.TrimSuffix(line, []byte("\r"))))
 		p = p[i+1:]
 	}
 	return n, nil
+}
+
+// cut is where a too-long line is split: at maxLine bytes, moved back to
+// the start of a UTF-8 character so that none is cut in two.
+func cut(b []byte) int {
+	for n := maxLine; n > maxLine-utf8.UTFMax; n-- {
+		if utf8.RuneStart(b[n]) {
+			return n
+		}
+	}
+	return maxLine
 }

@@ -486,4 +486,11 @@ func TestLineWriter(t *testing.T) {
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("lines = %q, want %q", got, want)
 	}
+	// A split never cuts a character in two.
+	got = nil
+	w = &lineWriter{emit: func(s string) { got = append(got, s) }}
+	w.Write([]byte(strings.Repeat("x", maxLine-1) + "é and more\n"))
+	if len(got) != 2 || got[0] != strings.Repeat("x", maxLine-1) || got[1] != "é and more" {
+		t.Errorf("split = %q", got)
+	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/skiffhq/skiff/internal/image"
 	"github.com/skiffhq/skiff/internal/network"
+	"github.com/skiffhq/skiff/internal/platform"
 	"github.com/skiffhq/skiff/internal/runtime"
 )
 
@@ -33,6 +34,11 @@ type ContainerRunner struct {
 	// Init is a static binary run as each dyno's PID 1 (see runtime.Spec);
 	// empty runs the command as PID 1.
 	Init string
+	// MemoryLimit and PidsLimit, when set, give a dyno's hard memory limit
+	// in bytes and its process+thread cap instead of those of its size
+	// (tests use small ones). nil: the size's.
+	MemoryLimit func(platform.Size) int64
+	PidsLimit   func(platform.Size) int64
 }
 
 // Start starts u's container. Nothing is left behind when it fails.
@@ -46,6 +52,13 @@ func (r *ContainerRunner) Start(ctx context.Context, u *Unit) (Process, error) {
 		return nil, fmt.Errorf("image %s has neither ENTRYPOINT nor CMD, and the release gives no command", u.Image)
 	}
 	uid, gid := lookupUser(img.Layers, img.Config.User)
+	memory, pids := hardLimitMB(u.Size.MemoryMB)<<20, int64(u.Size.Processes)
+	if r.MemoryLimit != nil {
+		memory = r.MemoryLimit(u.Size)
+	}
+	if r.PidsLimit != nil {
+		pids = r.PidsLimit(u.Size)
+	}
 	id := containerID(u)
 	ep, err := r.Net.Attach(id)
 	if err != nil {
@@ -54,7 +67,7 @@ func (r *ContainerRunner) Start(ctx context.Context, u *Unit) (Process, error) {
 	spec := runtime.Spec{
 		ID: id, Lowers: img.Layers, Args: args, Env: environ(img.Config.Env, u.Env), Cwd: img.Config.WorkingDir,
 		Hostname: u.Name, UID: uid, GID: gid,
-		MemoryLimit: hardLimitMB(u.Size.MemoryMB) << 20, PidsLimit: int64(u.Size.Processes),
+		MemoryLimit: memory, PidsLimit: pids,
 		CPUShares: uint64(u.Size.CPUShare * 1024), NetnsPath: ep.NetnsPath, Stdout: u.Stdout, Stderr: u.Stderr,
 		Init: r.Init,
 	}

@@ -57,8 +57,10 @@ func main() {
 }
 `
 
-// containerEnv is env with the real runner: image store, network and runc.
-func newContainerEnv(t *testing.T, subnet string) (*env, string) {
+// newContainerEnv is env with the real runner: image store, network and
+// runc. It returns the id of webApp's image; tune, if given, adjusts the
+// runner and the manager's config before the manager starts.
+func newContainerEnv(t *testing.T, subnet string, tune ...func(*ContainerRunner, *Config)) (*env, string) {
 	t.Helper()
 	base := t.TempDir()
 	images, err := image.Open(filepath.Join(base, "images"))
@@ -69,9 +71,14 @@ func newContainerEnv(t *testing.T, subnet string) (*env, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	suffix := fmt.Sprintf("%d", time.Now().UnixNano()%100000)
-	net, err := network.Open(network.Config{Bridge: "skdy" + suffix, Subnet: netip.MustParsePrefix(subnet),
-		Prefix: "skdy" + suffix, VethPrefix: "vdy"})
+	// Names unique among concurrently running envs (each has its own
+	// subnet): in particular the veth prefix, since closing a network
+	// removes every veth with its prefix that it does not know.
+	pfx := netip.MustParsePrefix(subnet)
+	octet := pfx.Addr().As4()[2]
+	suffix := fmt.Sprintf("%d%d", octet, time.Now().UnixNano()%100000)
+	net, err := network.Open(network.Config{Bridge: "skdy" + suffix, Subnet: pfx,
+		Prefix: "skdy" + suffix, VethPrefix: fmt.Sprintf("vd%d-", octet)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,6 +92,9 @@ func newContainerEnv(t *testing.T, subnet string) (*env, string) {
 		c.Runner = runner
 		c.StopTimeout = 5 * time.Second
 		c.BootTimeout = 10 * time.Second
+		for _, f := range tune {
+			f(runner, c)
+		}
 	})
 	// Stopped after the manager (cleanups run last-registered first).
 	t.Cleanup(func() {

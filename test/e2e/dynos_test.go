@@ -176,6 +176,16 @@ func TestDynosWithHerokuCLI(t *testing.T) {
 	h.ok(t, "ps:restart", "-p", "worker", "-a", "dynoapp")
 	waitPS(t, h, "dynoapp", "web.1=up web.2=up worker.1=up")
 
+	// Dyno output and the dyno manager's lines are in the app's log. The
+	// restarts above stopped dynos that have no SIGTERM handler: the init
+	// passed the signal on, so they exited of it (143), as on Heroku.
+	res = h.ok(t, "logs", "-a", "dynoapp", "-n", "1500")
+	wantMatch(t, res, "stdout", `(?m)^\S+ app\[worker\.1\]: working hi$`)
+	wantMatch(t, res, "stdout", `(?m)^\S+ heroku\[web\.1\]: State changed from starting to up$`)
+	wantMatch(t, res, "stdout", `(?m)^\S+ heroku\[web\.1\]: Process exited with status 143$`)
+	wantMatch(t, res, "stdout", `(?m)^\S+ app\[api\]: Set GREETING config vars by user admin@skiff\.local$`)
+	wantNotContains(t, res, "stdout", "Error R12")
+
 	// The skiff client shows and restarts dynos too.
 	res = s.skiff(t, s.AdminToken, "ps", "-a", "dynoapp")
 	// Grouped by command, as Heroku's ps does: web and worker run the same.

@@ -1,0 +1,89 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/skiffhq/skiff/internal/logplex"
+)
+
+// LogSessions is the log pipeline as the API sees it (a *logplex.Logplex).
+type LogSessions interface {
+	CreateSession(appID, appName string, o logplex.SessionOptions) (logplex.Session, error)
+	// ServeStream serves a session's logplex_url; logplex.ErrSessionNotFound
+	// means nothing was written and the answer is a 404.
+	ServeStream(w http.ResponseWriter, r *http.Request, id string) error
+}
+
+// maxLogLines is the most lines a session's backlog holds (Logplex's history).
+const maxLogLines = 1500
+
+type logSessionJSON struct {
+	CreatedAt  string `json:"created_at"`
+	ID         string `json:"id"`
+	LogplexURL string `json:"logplex_url"`
+	UpdatedAt  string `json:"updated_at"`
+}
+
+// createLogSession is POST /apps/{app}/log-sessions. The body's fields are
+// all optional: lines (default 100, at most 1500), tail, source, and the
+// dyno as `dyno` (what the CLI sends: "web.1" or "web"), `dyno_name` or
+// `type` (the schema's names).
+func (s *Server) createLogSession(w http.ResponseWriter, r *http.Request, c *call) error {
+	var body struct {
+		Lines    *int   `json:"lines"`
+		Tail     bool   `json:"tail"`
+		Source   string `json:"source"`
+		Dyno     string `json:"dyno"`
+		DynoName string `json:"dyno_name"`
+		Type     string `json:"type"`
+	}
+	app, err := s.p.App(r.Context(), c.account, r.PathValue("app"))
+	if err != nil {
+		return err
+	}
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	if s.cfg.Logs == nil {
+		return notFound("Logs are not available on this server.")
+	}
+	lines := 100
+	if body.Lines != nil {
+		lines = *body.Lines
+	}
+	if lines < 0 {
+		return invalidParams("lines must be a number from 0 to 1500.")
+	}
+	lines = min(lines, maxLogLines)
+	dyno := body.Dyno
+	for _, d := range []string{body.DynoName, body.Type} {
+		if dyno == "" {
+			dyno = d
+		}
+	}
+	if strings.ContainsAny(dyno+body.Source, " []\r\n") {
+		return invalidParams("source and dyno must be names such as app, heroku, web or web.1.")
+	}
+	sess, err := s.cfg.Logs.CreateSession(app.ID, app.Name, logplex.SessionOptions{
+		Lines: lines, Tail: body.Tail, Dyno: dyno, Source: body.Source})
+	if err != nil {
+		return err
+	}
+	ts := timeJSON(sess.CreatedAt)
+	writeJSON(w, http.StatusCreated, logSessionJSON{CreatedAt: ts, ID: sess.ID, LogplexURL: sess.URL, UpdatedAt: ts})
+	return nil
+}
+
+// logStream is GET /logstream/{id}: a session's logplex_url. The CLI sends
+// no Authorization header; the URL carries the session's own credential.
+func (s *Server) logStream(w http.ResponseWriter, r *http.Request) {
+	err := errors.New("no log pipeline")
+	if s.cfg.Logs != nil {
+		err = s.cfg.Logs.ServeStream(w, r, r.PathValue("id"))
+	}
+	if err != nil {
+		s.writeError(w, r, notFound("This log session does not exist or has expired."))
+	}
+}

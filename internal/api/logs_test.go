@@ -1,0 +1,143 @@
+package api
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/skiffhq/skiff/internal/logplex"
+)
+
+// logsEnv is an API server with a log pipeline. The pipeline's URL is a
+// placeholder (the test server's address is known only once it runs);
+// streamURL points a logplex_url at the test server.
+func logsEnv(t *testing.T) (*env, *logplex.Logplex) {
+	t.Helper()
+	lp, err := logplex.Open(logplex.Config{Dir: t.TempDir(), URL: "http://api.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lp.Close() })
+	e := newEnv(t, withConfig(func(c *Config) { c.Logs = lp }))
+	return e, lp
+}
+
+func (e *env) streamURL(logplexURL string) string {
+	e.t.Helper()
+	rest, ok := strings.CutPrefix(logplexURL, "http://api.test/logstream/")
+	if !ok {
+		e.t.Fatalf("logplex_url %q does not start with the configured API URL and /logstream/", logplexURL)
+	}
+	return e.srv.URL + "/logstream/" + rest
+}
+
+// read GETs a stream as the CLI does (no Authorization) and returns the
+// status, content type and body.
+func (e *env) read(url, lastEventID string) (int, string, string) {
+	e.t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("User-Agent", "heroku-run")
+	if lastEventID != "" {
+		req.Header.Set("Last-Event-ID", lastEventID)
+	}
+	res, err := e.srv.Client().Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, res.Header.Get("Content-Type"), string(b)
+}
+
+func TestLogSessions(t *testing.T) {
+	e, lp := logsEnv(t)
+	app := e.createApp(e.admin.Token, "logsy")
+	for _, l := range []struct{ source, dyno, msg string }{
+		{"app", "web.1", "hello from web.1"}, {"app", "web.2", "hello from web.2"},
+		{"heroku", "web.1", "State changed from starting to up"}, {"heroku", "router", "at=info path=/"},
+		{"app", "api", "Set FOO config vars by user " + adminEmail},
+	} {
+		lp.Log(app.ID, app.Name, l.source, l.dyno, l.msg)
+	}
+	lp.Sync()
+
+	tests := []struct {
+		name string
+		body any
+		want []string
+	}{
+		{"defaults", nil, []string{"app[web.1]: hello from web.1", "app[web.2]: hello from web.2",
+			"heroku[web.1]: State changed from starting to up", "heroku[router]: at=info path=/",
+			"app[api]: Set FOO config vars by user " + adminEmail}},
+		{"as the CLI sends -n 5 -d web.1 -s app", `{"source":"app","dyno":"web.1","lines":5,"tail":false}`,
+			[]string{"app[web.1]: hello from web.1"}},
+		{"process type", `{"dyno":"web","lines":100}`, []string{"app[web.1]: hello from web.1",
+			"app[web.2]: hello from web.2", "heroku[web.1]: State changed from starting to up"}},
+		{"schema's dyno_name", `{"dyno_name":"web.2"}`, []string{"app[web.2]: hello from web.2"}},
+		{"schema's type", `{"type":"web","source":"heroku"}`, []string{"heroku[web.1]: State changed from starting to up"}},
+		{"api lines", `{"dyno":"api"}`, []string{"app[api]: Set FOO config vars by user " + adminEmail}},
+		{"newest line", `{"lines":1}`, []string{"app[api]: Set FOO config vars by user " + adminEmail}},
+		{"more than the history holds", `{"lines":100000}`, []string{"app[web.1]: hello from web.1", "app[web.2]: hello from web.2",
+			"heroku[web.1]: State changed from starting to up", "heroku[router]: at=info path=/",
+			"app[api]: Set FOO config vars by user " + adminEmail}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.must(http.StatusCreated, "POST", "/apps/logsy/log-sessions", e.admin.Token, tt.body,
+				"Accept", "application/vnd.heroku+json; version=3.sdk")
+			s := decodeAs[logSessionJSON](t, r)
+			if uuid.Validate(s.ID) != nil || s.CreatedAt == "" || s.CreatedAt != s.UpdatedAt {
+				t.Errorf("session %+v: want a uuid id and equal created_at and updated_at", s)
+			}
+			status, ctype, body := e.read(e.streamURL(s.LogplexURL), "")
+			if status != http.StatusOK || ctype != "text/event-stream" {
+				t.Fatalf("GET logplex_url: %d %s: %s", status, ctype, body)
+			}
+			var got []string
+			for _, line := range strings.Split(body, "\n") {
+				if data, ok := strings.CutPrefix(line, "data: "); ok {
+					_, rest, _ := strings.Cut(data, " ") // the timestamp
+					got = append(got, rest)
+				}
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+
+	t.Run("the URL is the only credential", func(t *testing.T) {
+		s := decodeAs[logSessionJSON](t, e.must(http.StatusCreated, "POST", "/apps/logsy/log-sessions", e.admin.Token, nil))
+		url := e.streamURL(s.LogplexURL)
+		for _, bad := range []string{
+			strings.Split(url, "?")[0],                      // no token
+			strings.Replace(url, "token=", "token=x", 1),    // a forged one
+			e.srv.URL + "/logstream/" + uuid.NewString(),    // an unknown session
+			strings.Replace(url, s.ID, uuid.NewString(), 1), // another id with this token
+		} {
+			r := e.do("GET", strings.TrimPrefix(bad, e.srv.URL), "", nil, "Accept", "text/event-stream")
+			checkError(t, r, http.StatusNotFound, "not_found")
+		}
+	})
+}
+
+func TestLogSessionErrors(t *testing.T) {
+	e, _ := logsEnv(t)
+	e.createApp(e.admin.Token, "logsy")
+	e.expectError(http.StatusForbidden, "forbidden", "POST", "/apps/logsy/log-sessions", e.bob.Token, nil)
+	e.expectError(http.StatusNotFound, "not_found", "POST", "/apps/nosuchapp/log-sessions", e.admin.Token, nil)
+	e.expectError(http.StatusUnauthorized, "unauthorized", "POST", "/apps/logsy/log-sessions", "", nil)
+	e.expectError(http.StatusUnprocessableEntity, "invalid_params", "POST", "/apps/logsy/log-sessions", e.admin.Token, `{"lines":-1}`)
+	e.expectError(http.StatusUnprocessableEntity, "invalid_params", "POST", "/apps/logsy/log-sessions", e.admin.Token, `{"lines":"ten"}`)
+	e.expectError(http.StatusUnprocessableEntity, "invalid_params", "POST", "/apps/logsy/log-sessions", e.admin.Token, `{"dyno":"web 1"}`)
+	e.expectError(http.StatusBadRequest, "bad_request", "POST", "/apps/logsy/log-sessions", e.admin.Token, `{"lines":`)
+
+	// Without a log pipeline there are no sessions.
+	bare := newEnv(t)
+	bare.createApp(bare.admin.Token, "plain")
+	bare.expectError(http.StatusNotFound, "not_found", "POST", "/apps/plain/log-sessions", bare.admin.Token, nil)
+	bare.expectError(http.StatusNotFound, "not_found", "GET", "/logstream/"+uuid.NewString()+"?token=x", "", nil)
+}

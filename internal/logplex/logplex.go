@@ -1,0 +1,409 @@
+// Package logplex aggregates every app's log lines into one channel per
+// app, as Heroku's Logplex does: the dynos' output, the dyno manager's and
+// the router's lines, and the API's audit lines. Each channel keeps a
+// history of its last 1 500 lines, persisted across restarts, and serves
+// log sessions: `heroku logs` reads the history, `heroku logs --tail` also
+// the live lines, both as Server-Sent Events.
+//
+// # Ingestion never blocks
+//
+// Log is called by whoever writes a line (a dyno's stdout copier, the
+// router, the dyno manager) and returns at once: it puts the line on its
+// channel's bounded queue (lines and bytes) and, when the queue is full,
+// drops the line and counts it. One worker goroutine per channel commits
+// what is queued in batches: it numbers the lines, writes them to the
+// channel's segment file, then adds them to the in-memory history and hands
+// them to the channel's tail sessions. A tail session has its own bounded
+// buffer; a client too slow to keep up loses lines from it, never slows the
+// worker, and is told with an L11 line how many it missed.
+//
+// # Durability
+//
+// A line becomes visible (history, sessions) only once its batch has been
+// written to the OS with write(2). So whatever any reader has seen
+// survives a crash of the process (SIGKILL, panic): the kernel has it.
+// What a process crash can lose are the lines still queued, not yet
+// visible to anyone (normally less than a millisecond's worth). The files
+// are fsynced by a background syncer every SyncInterval (100 ms by
+// default): a power failure or kernel crash loses at most the lines of the
+// last interval plus the fsync's own duration. After such a loss the
+// sequence numbers of the lost lines are given out again; a tail client
+// resuming across it may miss lines whose ids it had already seen.
+//
+// # Sessions
+//
+// CreateSession returns a logplex_url whose query carries a credential:
+// the session's options signed with HMAC-SHA256 under a key kept in the
+// logs directory, so the URL stays valid across restarts of the server.
+// It is valid for SessionTTL (1 h) after it was created or last used (a
+// connection counts as a use when it starts and when it ends); the last
+// use is remembered in memory only, so after a restart a URL is valid for
+// SessionTTL after its creation. See ServeStream for the SSE protocol.
+package logplex
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/skiffhq/skiff/internal/platform"
+)
+
+// Defaults of Config.
+const (
+	DefaultHistory      = 1500
+	DefaultQueueLines   = 10000
+	DefaultQueueBytes   = 16 << 20
+	DefaultTailBuffer   = 1024
+	DefaultSessionTTL   = time.Hour
+	DefaultHeartbeat    = 30 * time.Second
+	DefaultSyncInterval = 100 * time.Millisecond
+	DefaultLines        = 100
+
+	// tombstoneTTL is how long the lines of a destroyed app are refused
+	// (its dynos' last words arrive after the destroy event).
+	tombstoneTTL = 10 * time.Minute
+)
+
+// Config configures a Logplex. Zero values take the defaults.
+type Config struct {
+	// Dir holds the history (<data-dir>/logs); it is created if missing.
+	Dir string
+	// URL is the API's base URL, e.g. http://127.0.0.1:5000; a session's
+	// logplex_url is URL + "/logstream/<session id>?...".
+	URL string
+	// Events, if set, turns every platform event with a Message into an
+	// app[api] line, and removes a destroyed app's channel and history.
+	Events *platform.Bus
+
+	History    int // lines kept per app (1 500)
+	QueueLines int // ingest queue of a channel, in lines (10 000) ...
+	QueueBytes int // ... and in message bytes (16 MiB)
+	TailBuffer int // lines buffered for one tail session (1 024)
+
+	SessionTTL time.Duration // a session URL's validity after its last use (1 h)
+	// StreamMax ends a tail stream after this long; the client reconnects
+	// with Last-Event-ID and resumes. 0: streams last until the client goes.
+	StreamMax    time.Duration
+	Heartbeat    time.Duration // an SSE comment on an idle tail stream (30 s)
+	SyncInterval time.Duration // fsync period of the history files (100 ms)
+
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Metrics are the pipeline's counters since Open.
+type Metrics struct {
+	LinesIn       uint64 // lines queued (after splitting)
+	LinesStored   uint64 // lines committed: in the history and handed to sessions
+	DroppedQueue  uint64 // lines refused because their channel's queue was full
+	DroppedClosed uint64 // lines for a destroyed app or after Close
+	DroppedTail   uint64 // lines tail sessions missed (reported to them as L11)
+	WriteErrors   uint64 // failed writes of the history files (lines stay in memory)
+	Streams       int64  // SSE streams open now
+}
+
+// Logplex is the log pipeline of one server.
+type Logplex struct {
+	cfg Config
+	log *slog.Logger
+	key []byte // signs session URLs
+
+	mu         sync.RWMutex
+	channels   map[string]*channel
+	tombstones map[string]time.Time
+	closed     bool
+
+	ending    chan struct{} // closed by EndStreams
+	endOnce   sync.Once
+	closeOnce sync.Once
+	stop      chan struct{} // stops the syncer and the event loop
+	bg        sync.WaitGroup
+	sub       *platform.Subscription
+
+	sessMu  sync.Mutex
+	lastUse map[string]time.Time // session id → last connection start or end
+	swept   time.Time
+
+	linesIn, linesStored, droppedQueue, droppedClosed, droppedTail, writeErrors atomic.Uint64
+	streams                                                                     atomic.Int64
+}
+
+// Open loads the history in cfg.Dir and starts the pipeline.
+func Open(cfg Config) (*Logplex, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("logplex: no directory")
+	}
+	def := func(p *int, v int) {
+		if *p <= 0 {
+			*p = v
+		}
+	}
+	defDur := func(p *time.Duration, v time.Duration) {
+		if *p <= 0 {
+			*p = v
+		}
+	}
+	def(&cfg.History, DefaultHistory)
+	def(&cfg.QueueLines, DefaultQueueLines)
+	def(&cfg.QueueBytes, DefaultQueueBytes)
+	def(&cfg.TailBuffer, DefaultTailBuffer)
+	defDur(&cfg.SessionTTL, DefaultSessionTTL)
+	defDur(&cfg.Heartbeat, DefaultHeartbeat)
+	defDur(&cfg.SyncInterval, DefaultSyncInterval)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("logplex: %w", err)
+	}
+	key, err := loadKey(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("logplex: session key: %w", err)
+	}
+	l := &Logplex{cfg: cfg, log: cfg.Logger, key: key,
+		channels: map[string]*channel{}, tombstones: map[string]time.Time{},
+		ending: make(chan struct{}), stop: make(chan struct{}), lastUse: map[string]time.Time{}}
+	bases, err := segmentBases(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("logplex: %w", err)
+	}
+	for _, base := range bases {
+		appID, ok := appIDOf(base)
+		if !ok {
+			continue
+		}
+		c := l.newChannel(appID)
+		if err := c.load(); err != nil {
+			for _, c := range l.channels {
+				c.seg.close()
+			}
+			return nil, fmt.Errorf("logplex: history of app %s: %w", appID, err)
+		}
+		l.channels[appID] = c
+	}
+	for _, c := range l.channels {
+		go c.run()
+	}
+	l.bg.Add(1)
+	go l.syncer()
+	if cfg.Events != nil {
+		l.sub = cfg.Events.Subscribe(4096)
+		l.bg.Add(1)
+		go l.events()
+	}
+	return l, nil
+}
+
+// Log adds a line to an app's channel. It never blocks: when the channel's
+// queue is full the line is dropped and counted. A message over
+// MaxLineBytes, or holding line breaks, becomes several lines; invalid
+// UTF-8 bytes are replaced with U+FFFD. app (the name) is not needed by
+// the channel, which is keyed by appID; it is accepted to match the dyno
+// manager's Logs interface.
+func (l *Logplex) Log(appID, app, source, dyno, message string) {
+	l.logAt(l.cfg.Now().UnixMicro(), appID, source, dyno, message)
+}
+
+func (l *Logplex) logAt(us int64, appID, source, dyno, message string) {
+	c := l.channelFor(appID)
+	if c == nil {
+		l.droppedClosed.Add(1)
+		return
+	}
+	source, dyno = cleanName(source), cleanName(dyno)
+	if plain(message) {
+		c.enqueue(Line{Time: us, Source: source, Dyno: dyno, Message: message})
+		return
+	}
+	splitMessage(message, func(m string) {
+		c.enqueue(Line{Time: us, Source: source, Dyno: dyno, Message: m})
+	})
+}
+
+// channelFor returns the app's channel, creating it for a new app; nil if
+// the app was destroyed or the Logplex is closed.
+func (l *Logplex) channelFor(appID string) *channel {
+	l.mu.RLock()
+	c, closed := l.channels[appID], l.closed
+	l.mu.RUnlock()
+	if c != nil || closed {
+		return c
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	if c = l.channels[appID]; c != nil {
+		return c
+	}
+	if t, ok := l.tombstones[appID]; ok {
+		if l.cfg.Now().Sub(t) < tombstoneTTL {
+			return nil
+		}
+		delete(l.tombstones, appID)
+	}
+	c = l.newChannel(appID)
+	l.channels[appID] = c
+	go c.run()
+	return c
+}
+
+// Sync waits until every line queued before the call is committed
+// (written to the OS, in the history, handed to sessions).
+func (l *Logplex) Sync() {
+	l.mu.RLock()
+	cs := make([]*channel, 0, len(l.channels))
+	for _, c := range l.channels {
+		cs = append(cs, c)
+	}
+	l.mu.RUnlock()
+	for _, c := range cs {
+		c.sync()
+	}
+}
+
+// History returns the app's newest n lines (all kept if n <= 0), oldest
+// first.
+func (l *Logplex) History(appID string, n int) []Line {
+	l.mu.RLock()
+	c := l.channels[appID]
+	l.mu.RUnlock()
+	if c == nil {
+		return nil
+	}
+	if n <= 0 {
+		n = l.cfg.History
+	}
+	lines, _ := c.open(filter{}, n, 0, false, nil)
+	return lines
+}
+
+// Remove deletes an app's channel: its tail streams end, queued lines are
+// discarded and its history is deleted from memory and disk. Lines for the
+// app are refused for a while afterwards (its dynos' last words).
+func (l *Logplex) Remove(appID string) error {
+	l.mu.Lock()
+	c := l.channels[appID]
+	delete(l.channels, appID)
+	now := l.cfg.Now()
+	for id, t := range l.tombstones {
+		if now.Sub(t) >= tombstoneTTL {
+			delete(l.tombstones, id)
+		}
+	}
+	l.tombstones[appID] = now
+	l.mu.Unlock()
+	if c == nil {
+		// History left on disk by an earlier run, if any.
+		s := &segment{dir: l.cfg.Dir, base: fileBase(appID)}
+		return s.remove()
+	}
+	c.shutdown(true)
+	return c.seg.remove()
+}
+
+// EndStreams ends every open SSE stream (tail clients then reconnect, to
+// this server or its successor). The server calls it when shutting down,
+// before waiting for its handlers.
+func (l *Logplex) EndStreams() {
+	l.endOnce.Do(func() { close(l.ending) })
+}
+
+// Close ends the streams, commits what is queued, fsyncs and closes the
+// history files. Lines logged afterwards are dropped and counted.
+func (l *Logplex) Close() error {
+	var err error
+	l.closeOnce.Do(func() {
+		l.EndStreams()
+		l.mu.Lock()
+		l.closed = true
+		cs := l.channels
+		l.mu.Unlock()
+		close(l.stop)
+		l.bg.Wait()
+		if l.sub != nil {
+			l.sub.Close()
+		}
+		var errs []error
+		for _, c := range cs {
+			c.shutdown(false)
+			errs = append(errs, c.seg.close())
+		}
+		err = errors.Join(errs...)
+	})
+	return err
+}
+
+// Metrics returns the pipeline's counters.
+func (l *Logplex) Metrics() Metrics {
+	return Metrics{
+		LinesIn: l.linesIn.Load(), LinesStored: l.linesStored.Load(),
+		DroppedQueue: l.droppedQueue.Load(), DroppedClosed: l.droppedClosed.Load(),
+		DroppedTail: l.droppedTail.Load(), WriteErrors: l.writeErrors.Load(),
+		Streams: l.streams.Load(),
+	}
+}
+
+// syncer fsyncs the history files that were written to, every
+// SyncInterval.
+func (l *Logplex) syncer() {
+	defer l.bg.Done()
+	t := time.NewTicker(l.cfg.SyncInterval)
+	defer t.Stop()
+	var cs []*channel
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		}
+		cs = cs[:0]
+		l.mu.RLock()
+		for _, c := range l.channels {
+			cs = append(cs, c)
+		}
+		l.mu.RUnlock()
+		for _, c := range cs {
+			if f := c.seg.takeDirty(); f != nil {
+				if err := f.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
+					l.log.Warn("logplex: fsync of an app's history failed", "app_id", c.id, "err", err)
+				}
+			}
+		}
+		clear(cs)
+	}
+}
+
+// events turns platform events into app[api] lines and removes destroyed
+// apps' channels.
+func (l *Logplex) events() {
+	defer l.bg.Done()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case e := <-l.sub.C:
+			if e.Message != "" {
+				t := e.Time
+				if t.IsZero() {
+					t = l.cfg.Now()
+				}
+				l.logAt(t.UnixMicro(), e.AppID, "app", "api", e.Message)
+			}
+			if e.Kind == platform.EventDestroy {
+				if err := l.Remove(e.AppID); err != nil {
+					l.log.Warn("logplex: removing a destroyed app's history", "app_id", e.AppID, "err", err)
+				}
+			}
+		}
+	}
+}

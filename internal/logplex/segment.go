@@ -1,0 +1,361 @@
+package logplex
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+)
+
+// An app's history on disk is two append-only segment files in the logs
+// directory: <app id>.log, the current one, and <app id>.log.1, the one
+// before. When the current segment holds a full history (1 500 lines) it is
+// fsynced and renamed over the previous one, and a new current segment is
+// started. So the disk holds between one and two histories per app, and the
+// history is the newest lines of the two files. Rotation is one rename: no
+// rewriting, and a crash at any point leaves one of the two states.
+//
+// A segment starts with segMagic; each record is
+//
+//	uint32 LE  payload length
+//	uint32 LE  CRC-32C of the payload
+//	payload:   uvarint seq, varint time (µs), uvarint len + source,
+//	           uvarint len + dyno, message (the rest)
+//
+// Reading stops at the first record that is short or fails its checksum (a
+// write torn by a power failure); the current segment is truncated there
+// so that appends continue after valid data.
+
+const (
+	segMagic   = "skifflog1\n"
+	segCurrent = ".log"
+	segPrev    = ".log.1"
+	maxRecord  = 64 << 10 // a line is at most 10 000 bytes; anything larger is corruption
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// segment is the on-disk history of one channel. Only the channel's worker
+// appends; the syncer takes the file to fsync it.
+type segment struct {
+	dir, base string // base: the file name without suffix
+
+	mu    sync.Mutex
+	f     *os.File // current segment, opened on first append
+	size  int64    // bytes of valid data in f
+	n     int      // records in the current segment
+	dirty bool     // written since the last fsync
+	buf   []byte
+}
+
+// fileBase turns an app id into a file name: ids are uuids, which are safe
+// as they are; anything else is hex-encoded.
+func fileBase(appID string) string {
+	safe := appID != ""
+	for i := 0; safe && i < len(appID); i++ {
+		c := appID[i]
+		safe = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+	}
+	if safe {
+		return appID
+	}
+	return "x." + hex.EncodeToString([]byte(appID))
+}
+
+// appIDOf reverses fileBase.
+func appIDOf(base string) (string, bool) {
+	if h, ok := strings.CutPrefix(base, "x."); ok {
+		b, err := hex.DecodeString(h)
+		return string(b), err == nil
+	}
+	return base, fileBase(base) == base
+}
+
+func (s *segment) path(suffix string) string { return filepath.Join(s.dir, s.base+suffix) }
+
+// load reads the segments' records in order into visit and prepares the
+// current segment for appending: a torn tail is cut off.
+func (s *segment) load(visit func(Line)) error {
+	if _, _, err := readSegment(s.path(segPrev), visit); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	n, valid, err := readSegment(s.path(segCurrent), visit)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(s.path(segCurrent), os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	if valid < int64(len(segMagic)) {
+		// No valid header (a crash right after the file was created):
+		// start it afresh.
+		if err := f.Truncate(0); err != nil {
+			f.Close()
+			return err
+		}
+		if _, err := f.WriteAt([]byte(segMagic), 0); err != nil {
+			f.Close()
+			return err
+		}
+		valid = int64(len(segMagic))
+	} else if err := f.Truncate(valid); err != nil {
+		f.Close()
+		return err
+	}
+	// The file is reopened at the first append: an idle app holds no
+	// descriptor.
+	s.size, s.n = valid, n
+	return f.Close()
+}
+
+// readSegment visits the valid records of one file and returns how many
+// there were and the length of the valid prefix.
+func readSegment(path string, visit func(Line)) (n int, valid int64, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	if !bytes.HasPrefix(data, []byte(segMagic)) {
+		return 0, 0, nil
+	}
+	off := len(segMagic)
+	for {
+		l, size, ok := decodeRecord(data[off:])
+		if !ok {
+			return n, int64(off), nil
+		}
+		visit(l)
+		n++
+		off += size
+	}
+}
+
+func decodeRecord(b []byte) (Line, int, bool) {
+	if len(b) < 8 {
+		return Line{}, 0, false
+	}
+	size := int(binary.LittleEndian.Uint32(b))
+	if size > maxRecord || len(b) < 8+size {
+		return Line{}, 0, false
+	}
+	p := b[8 : 8+size]
+	if crc32.Checksum(p, castagnoli) != binary.LittleEndian.Uint32(b[4:]) {
+		return Line{}, 0, false
+	}
+	var l Line
+	var k int
+	if l.Seq, k = binary.Uvarint(p); k <= 0 {
+		return Line{}, 0, false
+	}
+	p = p[k:]
+	if l.Time, k = binary.Varint(p); k <= 0 {
+		return Line{}, 0, false
+	}
+	p = p[k:]
+	var ok bool
+	if l.Source, p, ok = readString(p); !ok {
+		return Line{}, 0, false
+	}
+	if l.Dyno, p, ok = readString(p); !ok {
+		return Line{}, 0, false
+	}
+	l.Message = string(p)
+	return l, 8 + size, true
+}
+
+func readString(p []byte) (string, []byte, bool) {
+	n, k := binary.Uvarint(p)
+	if k <= 0 || n > uint64(len(p)-k) {
+		return "", nil, false
+	}
+	return string(p[k : k+int(n)]), p[k+int(n):], true
+}
+
+func appendRecord(b []byte, l *Line) []byte {
+	start := len(b)
+	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0)
+	b = binary.AppendUvarint(b, l.Seq)
+	b = binary.AppendVarint(b, l.Time)
+	b = binary.AppendUvarint(b, uint64(len(l.Source)))
+	b = append(b, l.Source...)
+	b = binary.AppendUvarint(b, uint64(len(l.Dyno)))
+	b = append(b, l.Dyno...)
+	b = append(b, l.Message...)
+	p := b[start+8:]
+	binary.LittleEndian.PutUint32(b[start:], uint32(len(p)))
+	binary.LittleEndian.PutUint32(b[start+4:], crc32.Checksum(p, castagnoli))
+	return b
+}
+
+// append writes lines to the current segment with one write(2) per
+// rotation, rotating whenever the segment holds limit records. Once it
+// returns, the lines survive a crash of the process (they are in the OS);
+// the syncer makes them survive a power failure.
+func (s *segment) append(lines []Line, limit int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(lines) > 0 {
+		if s.f == nil {
+			if err := s.open(); err != nil {
+				return err
+			}
+		}
+		if s.n >= limit {
+			if err := s.rotate(); err != nil {
+				return err
+			}
+			continue
+		}
+		k := min(len(lines), limit-s.n)
+		s.buf = s.buf[:0]
+		for i := range lines[:k] {
+			s.buf = appendRecord(s.buf, &lines[i])
+		}
+		if _, err := s.f.Write(s.buf); err != nil {
+			// Cut off whatever part was written, so the file stays valid.
+			s.f.Truncate(s.size)
+			s.f.Seek(s.size, io.SeekStart)
+			return err
+		}
+		s.size += int64(len(s.buf))
+		s.n += k
+		s.dirty = true
+		lines = lines[k:]
+	}
+	if cap(s.buf) > 1<<20 {
+		s.buf = nil // a burst of long lines; don't keep its buffer
+	}
+	return nil
+}
+
+// open opens the current segment for appending after its valid data, or
+// creates it.
+func (s *segment) open() error {
+	if s.size > 0 {
+		f, err := os.OpenFile(s.path(segCurrent), os.O_RDWR, 0o600)
+		if err == nil {
+			if _, err = f.Seek(s.size, io.SeekStart); err != nil {
+				f.Close()
+				return err
+			}
+			s.f = f
+			return nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return s.create()
+}
+
+func (s *segment) create() error {
+	f, err := os.OpenFile(s.path(segCurrent), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write([]byte(segMagic)); err != nil {
+		f.Close()
+		return err
+	}
+	s.f, s.size, s.n, s.dirty = f, int64(len(segMagic)), 0, true
+	syncDir(s.dir)
+	return nil
+}
+
+// rotate makes the current segment the previous one.
+func (s *segment) rotate() error {
+	if err := s.f.Sync(); err != nil {
+		return err
+	}
+	s.f.Close()
+	s.f = nil
+	if err := os.Rename(s.path(segCurrent), s.path(segPrev)); err != nil {
+		return err
+	}
+	return s.create()
+}
+
+// takeDirty returns the current file if it has unsynced writes, and marks
+// it clean; the caller fsyncs it without holding the lock.
+func (s *segment) takeDirty() *os.File {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.dirty || s.f == nil {
+		return nil
+	}
+	s.dirty = false
+	return s.f
+}
+
+// close fsyncs and closes the current segment.
+func (s *segment) close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f == nil {
+		return nil
+	}
+	err := s.f.Sync()
+	if cerr := s.f.Close(); err == nil {
+		err = cerr
+	}
+	s.f = nil
+	return err
+}
+
+// remove closes and deletes both segments.
+func (s *segment) remove() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f != nil {
+		s.f.Close()
+		s.f = nil
+	}
+	s.size, s.n = 0, 0
+	var errs []error
+	for _, suffix := range []string{segCurrent, segPrev} {
+		if err := os.Remove(s.path(suffix)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
+
+// segmentBases lists the apps that have history in dir.
+func segmentBases(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, e := range entries {
+		name := e.Name()
+		base, ok := strings.CutSuffix(name, segPrev)
+		if !ok {
+			base, ok = strings.CutSuffix(name, segCurrent)
+		}
+		if !ok || seen[base] || !e.Type().IsRegular() {
+			continue
+		}
+		seen[base] = true
+		out = append(out, base)
+	}
+	return out, nil
+}
