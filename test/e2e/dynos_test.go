@@ -185,6 +185,9 @@ func TestDynosWithHerokuCLI(t *testing.T) {
 	wantMatch(t, res, "stdout", `(?m)^\S+ heroku\[web\.1\]: Process exited with status 143$`)
 	wantMatch(t, res, "stdout", `(?m)^\S+ app\[api\]: Set GREETING config vars by user admin@skiff\.local$`)
 	wantNotContains(t, res, "stdout", "Error R12")
+	res = s.skiff(t, s.AdminToken, "logs", "-a", "dynoapp", "-n", "1500", "--dyno", "worker")
+	wantMatch(t, res, "stdout", `(?m)^\S+ app\[worker\.1\]: working hi$`)
+	wantNotContains(t, res, "stdout", "web.1")
 
 	// The skiff client shows and restarts dynos too.
 	res = s.skiff(t, s.AdminToken, "ps", "-a", "dynoapp")
