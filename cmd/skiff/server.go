@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"debug/elf"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -233,7 +235,12 @@ func startDynos(ctx context.Context, cfg *serverConfig, p *platform.Platform, bu
 		return nil, nil, fmt.Errorf("image store: %w", err)
 	}
 	prefix := strings.ReplaceAll(cfg.dynoBridge, "-", "_")
-	nw, err := network.Open(network.Config{Bridge: cfg.dynoBridge, Subnet: subnet, Prefix: prefix})
+	// Host-side veth names start with a prefix unique to this bridge: a
+	// network manager removes interfaces with its prefix that it does not
+	// know, so two servers on one host must not share one.
+	sum := sha256.Sum256([]byte(cfg.dynoBridge))
+	veth := "v" + hex.EncodeToString(sum[:2]) + "-"
+	nw, err := network.Open(network.Config{Bridge: cfg.dynoBridge, Subnet: subnet, Prefix: prefix, VethPrefix: veth})
 	if err != nil {
 		return nil, nil, fmt.Errorf("dyno network: %w%s", err, hint)
 	}

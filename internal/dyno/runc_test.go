@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	stdnet "net"
 	"net/http"
 	"net/netip"
 	"path/filepath"
@@ -77,16 +78,43 @@ func newContainerEnv(t *testing.T, subnet string, tune ...func(*ContainerRunner,
 	pfx := netip.MustParsePrefix(subnet)
 	octet := pfx.Addr().As4()[2]
 	suffix := fmt.Sprintf("%d%d", octet, time.Now().UnixNano()%100000)
+	// Registered first, so run last: nothing of the env may be left.
+	t.Cleanup(func() {
+		left, _ := filepath.Glob("/run/netns/skdy" + suffix + "-*")
+		for _, pattern := range []string{"/sys/fs/cgroup/*/skiff-dyno-test-" + suffix, "/sys/fs/cgroup/*/*/skiff-dyno-test-" + suffix, "/sys/fs/cgroup/*/*/*/skiff-dyno-test-" + suffix} {
+			m, _ := filepath.Glob(pattern)
+			left = append(left, m...)
+		}
+		if _, err := stdnet.InterfaceByName("skdy" + suffix); err == nil {
+			left = append(left, "bridge skdy"+suffix)
+		}
+		if len(left) > 0 {
+			t.Errorf("left behind: %v", left)
+		}
+	})
 	net, err := network.Open(network.Config{Bridge: "skdy" + suffix, Subnet: pfx,
 		Prefix: "skdy" + suffix, VethPrefix: fmt.Sprintf("vd%d-", octet)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// These cleanups are registered before newEnv's, so they run after the
+	// manager has stopped every dyno (cleanups run last-registered first):
+	// reap the runtime, then remove the network.
+	t.Cleanup(func() {
+		if err := net.Close(true); err != nil {
+			t.Errorf("network close: %v", err)
+		}
+	})
 	rt, err := runtime.New(runtime.Config{Root: filepath.Join(base, "runc"), Dir: filepath.Join(base, "containers"),
 		CgroupParent: "skiff-dyno-test-" + suffix})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if err := rt.Reap(); err != nil {
+			t.Errorf("runtime reap: %v", err)
+		}
+	})
 	runner := &ContainerRunner{Images: images, Net: net, Runtime: rt}
 	e := newEnv(t, func(c *Config) {
 		c.Runner = runner
@@ -94,15 +122,6 @@ func newContainerEnv(t *testing.T, subnet string, tune ...func(*ContainerRunner,
 		c.BootTimeout = 10 * time.Second
 		for _, f := range tune {
 			f(runner, c)
-		}
-	})
-	// Stopped after the manager (cleanups run last-registered first).
-	t.Cleanup(func() {
-		if err := rt.Reap(); err != nil {
-			t.Errorf("runtime reap: %v", err)
-		}
-		if err := net.Close(true); err != nil {
-			t.Errorf("network close: %v", err)
 		}
 	})
 	return e, refs[0].ID

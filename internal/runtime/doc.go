@@ -94,12 +94,12 @@
 //
 // # Caveats
 //
-// The app runs as pid 1 of its namespace, and the kernel delivers to pid 1
-// only the signals it installed a handler for (plus SIGKILL from outside).
-// A program without a SIGTERM handler therefore ignores SIGTERM (a Go
-// program exits with status 2) instead of dying with status 143 as on
-// Heroku, where an init runs the dyno's command. A small init (forward
-// signals, reap zombies, exit with the child's status) would fix that; it
-// is not done here. There is no terminal (Process.Terminal is false):
-// attached one-off dynos will need a console socket.
+// Without Spec.Init the app runs as pid 1 of its namespace, and the kernel
+// delivers to pid 1 only the signals it installed a handler for (plus
+// SIGKILL from outside): a program without a SIGTERM handler ignores
+// SIGTERM (a Go program exits with status 2) instead of dying with status
+// 143 as on Heroku. Spec.Init runs an init as pid 1 instead (package pid1:
+// it forwards signals, reaps orphans and exits with the app's status);
+// skiff server always gives one. There is no terminal (Process.Terminal is
+// false): attached one-off dynos will need a console socket.
 package runtime
