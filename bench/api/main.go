@@ -23,6 +23,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/skiffhq/skiff/bench/skiffserver"
 	"io"
 	"math"
 	"net"
@@ -138,7 +139,8 @@ func run(ctx context.Context, o options) (err error) {
 
 	bin := o.skiff
 	if bin == "" {
-		if bin, err = buildSkiff(ctx, tmp); err != nil {
+		logf("building skiff")
+		if bin, err = skiffserver.Build(ctx, tmp); err != nil {
 			return err
 		}
 	}
@@ -158,16 +160,19 @@ func run(ctx context.Context, o options) (err error) {
 	results = append(results, floorRes)
 	client.CloseIdleConnections()
 
-	srv, err := startSkiff(ctx, bin, tmp)
+	srv, err := skiffserver.Start(ctx, skiffserver.Options{Binary: bin, Dir: tmp, DataDir: filepath.Join(tmp, "data"),
+		Args:         []string{"--dynos=false", "--rate-limit", "100000000", "--log-level", "warn"},
+		StartTimeout: 30 * time.Second, StopTimeout: 15 * time.Second})
 	if err != nil {
 		return err
 	}
+	logf("skiff server at %s (pid %d)", srv.URL, srv.Pid())
 	defer func() {
-		if stopErr := srv.stop(); stopErr != nil && err == nil {
+		if stopErr := srv.Stop(); stopErr != nil && err == nil {
 			err = stopErr
 		}
 	}()
-	a := &apiClient{c: client, base: srv.url, token: srv.token}
+	a := &apiClient{c: client, base: srv.URL, token: srv.Token}
 
 	if st, _, err := a.do(ctx, "POST", "/apps", nil, []byte(`{"name":"`+appName+`"}`)); err != nil || st != http.StatusCreated {
 		return fmt.Errorf("create app: status %d, %v", st, err)
@@ -214,123 +219,6 @@ func run(ctx context.Context, o options) (err error) {
 }
 
 // ---- the skiff server ----
-
-// buildSkiff builds ./cmd/skiff of the module the benchmark is run from.
-func buildSkiff(ctx context.Context, tmp string) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	gomod := strings.TrimSpace(string(out))
-	if err != nil || gomod == "" || gomod == os.DevNull {
-		return "", fmt.Errorf("cannot find the skiff module (run from the repository, or pass -skiff): %v", err)
-	}
-	bin := filepath.Join(tmp, "skiff")
-	logf("building skiff (%s)", filepath.Dir(gomod))
-	bctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(bctx, "go", "build", "-o", bin, "./cmd/skiff")
-	cmd.Dir = filepath.Dir(gomod)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("build skiff: %w", err)
-	}
-	return bin, nil
-}
-
-type server struct {
-	cmd   *exec.Cmd
-	url   string
-	token string
-	errs  string // file holding the server's stderr
-	done  chan error
-	once  sync.Once
-	err   error // of stop
-}
-
-// startSkiff starts `skiff server` on a fresh data dir and a loopback port
-// chosen by the kernel, with a rate limit high enough never to throttle.
-func startSkiff(ctx context.Context, bin, tmp string) (*server, error) {
-	s := &server{errs: filepath.Join(tmp, "server.log"), done: make(chan error, 1)}
-	logFile, err := os.Create(s.errs)
-	if err != nil {
-		return nil, err
-	}
-	defer logFile.Close()
-	s.cmd = exec.Command(bin, "server", "--data-dir", filepath.Join(tmp, "data"), "--api-addr", "127.0.0.1:0",
-		"--rate-limit", "100000000", "--log-level", "warn")
-	// Keep the first-start login out of the user's ~/.config/skiff.
-	s.cmd.Env = append(os.Environ(), "SKIFF_LOGIN_FILE="+filepath.Join(tmp, "login.json"))
-	s.cmd.Stderr = logFile
-	stdout, err := s.cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start skiff server: %w", err)
-	}
-	lines := make(chan string, 16)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			default: // nobody listens any more; keep draining
-			}
-		}
-		close(lines)
-	}()
-	go func() { s.done <- s.cmd.Wait() }()
-	deadline := time.NewTimer(30 * time.Second)
-	defer deadline.Stop()
-	for s.url == "" || s.token == "" {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				s.stop()
-				return nil, fmt.Errorf("skiff server exited before printing its URL and token:\n%s", s.log())
-			}
-			if v, ok := strings.CutPrefix(l, "API URL: "); ok {
-				s.url = strings.TrimSpace(v)
-			}
-			if v, ok := strings.CutPrefix(l, "Admin token: "); ok {
-				s.token = strings.TrimSpace(v)
-			}
-		case <-deadline.C:
-			s.stop()
-			return nil, fmt.Errorf("skiff server printed no URL and token within 30s:\n%s", s.log())
-		case <-ctx.Done():
-			s.stop()
-			return nil, ctx.Err()
-		}
-	}
-	if u := strings.TrimPrefix(s.url, "http://"); !strings.HasPrefix(u, "127.0.0.1:") {
-		s.stop()
-		return nil, fmt.Errorf("skiff server listens on %s, not loopback", s.url)
-	}
-	logf("skiff server at %s (pid %d)", s.url, s.cmd.Process.Pid)
-	return s, nil
-}
-
-func (s *server) log() string {
-	b, _ := os.ReadFile(s.errs)
-	return string(b)
-}
-
-// stop sends SIGTERM and waits for a clean exit (SIGKILL after 15s).
-func (s *server) stop() error {
-	s.once.Do(func() {
-		s.cmd.Process.Signal(syscall.SIGTERM) // fails harmlessly if it already exited
-		select {
-		case err := <-s.done:
-			if err != nil {
-				s.err = fmt.Errorf("skiff server: %v\n%s", err, s.log())
-			}
-		case <-time.After(15 * time.Second):
-			s.cmd.Process.Kill()
-			<-s.done
-			s.err = errors.New("skiff server ignored SIGTERM for 15s; killed")
-		}
-	})
-	return s.err
-}
 
 // ---- HTTP client ----
 

@@ -19,13 +19,13 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/skiffhq/skiff/bench/skiffserver"
 	"io"
 	"net"
 	"net/http"
@@ -205,7 +205,8 @@ func run(ctx context.Context, o options) (err error) {
 
 	bin := o.skiff
 	if bin == "" {
-		if bin, err = buildSkiff(ctx, tmp); err != nil {
+		logf("building skiff with CGO_ENABLED=0")
+		if bin, err = skiffserver.Build(ctx, tmp); err != nil {
 			return err
 		}
 	}
@@ -227,28 +228,33 @@ func run(ctx context.Context, o options) (err error) {
 	store = nil // the server owns the store from now on ("one Store at a time")
 	rep.imageMB = float64(dirSize(layout)) / (1 << 20)
 
-	srv, err := startSkiff(ctx, bin, tmp, dataDir, o)
+	srv, err := skiffserver.Start(ctx, skiffserver.Options{Binary: bin, Dir: tmp, DataDir: dataDir,
+		Args: []string{"--dynos=true", "--dyno-bridge", o.bridge, "--dyno-subnet", o.subnet,
+			"--rate-limit", "100000000", "--log-level", "info"},
+		// SIGKILL after 90 s: dynos get 30 s each to stop, in parallel.
+		StartTimeout: 60 * time.Second, StopTimeout: 90 * time.Second})
 	if err != nil {
 		return err
 	}
+	logf("skiff server at %s (pid %d), dynos on bridge %s (%s)", srv.URL, srv.Pid(), o.bridge, o.subnet)
 	defer func() {
-		if stopErr := srv.stop(); stopErr != nil && err == nil {
+		if stopErr := srv.Stop(); stopErr != nil && err == nil {
 			err = stopErr
 		}
 		if o.serverLog != "" {
-			if b, rerr := os.ReadFile(srv.errs); rerr == nil {
+			if b, rerr := os.ReadFile(srv.LogFile()); rerr == nil {
 				_ = os.WriteFile(o.serverLog, b, 0o644)
 			}
 		}
 	}()
-	a := &apiClient{c: newClient(), base: srv.url, token: srv.token}
+	a := &apiClient{c: newClient(), base: srv.URL, token: srv.Token}
 	b := &bench{o: o, a: a, srv: srv, dataDir: dataDir}
 
 	if err := b.measureSkiff(ctx, rep, imageID); err != nil {
 		return err
 	}
 	logf("stopping the skiff server (SIGTERM)")
-	if err := srv.stop(); err != nil {
+	if err := srv.Stop(); err != nil {
 		return err
 	}
 	if _, err := net.InterfaceByName(o.bridge); err == nil {
@@ -280,7 +286,7 @@ func run(ctx context.Context, o options) (err error) {
 type bench struct {
 	o       options
 	a       *apiClient
-	srv     *server
+	srv     *skiffserver.Server
 	dataDir string
 }
 
@@ -344,7 +350,7 @@ func (b *bench) measureSkiff(ctx context.Context, rep *report, imageID string) e
 			var mem *memory
 			if memRun {
 				mem = &memory{n: n}
-				mem.rss0 = statusKB(b.srv.pid(), "VmRSS")
+				mem.rss0 = statusKB(b.srv.Pid(), "VmRSS")
 				mem.avail0 = meminfoKB("MemAvailable")
 			}
 			logf("scale web=%d (run %d of %d)", n, k+1, b.o.repeats[i])
@@ -365,10 +371,10 @@ func (b *bench) measureSkiff(ctx context.Context, rep *report, imageID string) e
 			}
 			if memRun {
 				settle(ctx)
-				mem.rssN = statusKB(b.srv.pid(), "VmRSS")
+				mem.rssN = statusKB(b.srv.Pid(), "VmRSS")
 				mem.availN = meminfoKB("MemAvailable")
-				mem.groups = processGroups(b.srv.pid(), "skiff server")
-				mem.cgroupUsage, mem.cgroupRSS = cgroupMemory(b.srv.pid(), b.o.bridge)
+				mem.groups = processGroups(b.srv.Pid(), "skiff server")
+				mem.cgroupUsage, mem.cgroupRSS = cgroupMemory(b.srv.Pid(), b.o.bridge)
 				rep.mem = mem
 			}
 			start = time.Now()
@@ -491,7 +497,7 @@ func (b *bench) waitContainers(ctx context.Context, want int) error {
 		}
 		dirs = len(ents)
 		runcs = 0
-		for _, p := range children(b.srv.pid()) {
+		for _, p := range children(b.srv.Pid()) {
 			if p.comm == "runc" {
 				runcs++
 			}
@@ -590,130 +596,6 @@ func buildImage(tmp string) (layout string, err error) {
 }
 
 // ---- the skiff server ----
-
-func buildSkiff(ctx context.Context, tmp string) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	gomod := strings.TrimSpace(string(out))
-	if err != nil || gomod == "" || gomod == os.DevNull {
-		return "", fmt.Errorf("cannot find the skiff module (run from the repository, or pass -skiff): %v", err)
-	}
-	bin := filepath.Join(tmp, "skiff")
-	logf("building skiff with CGO_ENABLED=0 (%s)", filepath.Dir(gomod))
-	bctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(bctx, "go", "build", "-o", bin, "./cmd/skiff")
-	cmd.Dir = filepath.Dir(gomod)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("build skiff: %w", err)
-	}
-	return bin, nil
-}
-
-type server struct {
-	bridge string
-	cmd    *exec.Cmd
-	url    string
-	token  string
-	errs   string // stderr log file
-	done   chan error
-	once   sync.Once
-	err    error
-}
-
-func (s *server) pid() int { return s.cmd.Process.Pid }
-
-func startSkiff(ctx context.Context, bin, tmp, dataDir string, o options) (*server, error) {
-	s := &server{bridge: o.bridge, errs: filepath.Join(tmp, "server.log"), done: make(chan error, 1)}
-	logFile, err := os.Create(s.errs)
-	if err != nil {
-		return nil, err
-	}
-	defer logFile.Close()
-	s.cmd = exec.Command(bin, "server", "--data-dir", dataDir, "--api-addr", "127.0.0.1:0",
-		"--dynos=true", "--dyno-bridge", o.bridge, "--dyno-subnet", o.subnet,
-		"--rate-limit", "100000000", "--log-level", "info")
-	// Keep the first-start login out of the user's ~/.config/skiff.
-	s.cmd.Env = append(os.Environ(), "SKIFF_LOGIN_FILE="+filepath.Join(tmp, "login.json"))
-	s.cmd.Stderr = logFile
-	// Own process group: a ^C reaches only this program, which then stops
-	// the server with SIGTERM so that it removes its dynos and bridge.
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdout, err := s.cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start skiff server: %w", err)
-	}
-	lines := make(chan string, 16)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			default: // nobody listens any more; keep draining
-			}
-		}
-		close(lines)
-	}()
-	go func() { s.done <- s.cmd.Wait() }()
-	deadline := time.NewTimer(60 * time.Second)
-	defer deadline.Stop()
-	for s.url == "" || s.token == "" {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				s.stop()
-				return nil, fmt.Errorf("skiff server exited before printing its URL and token:\n%s", s.log())
-			}
-			if v, ok := strings.CutPrefix(l, "API URL: "); ok {
-				s.url = strings.TrimSpace(v)
-			}
-			if v, ok := strings.CutPrefix(l, "Admin token: "); ok {
-				s.token = strings.TrimSpace(v)
-			}
-		case <-deadline.C:
-			s.stop()
-			return nil, fmt.Errorf("skiff server printed no URL and token within 60s:\n%s", s.log())
-		case <-ctx.Done():
-			s.stop()
-			return nil, ctx.Err()
-		}
-	}
-	if u := strings.TrimPrefix(s.url, "http://"); !strings.HasPrefix(u, "127.0.0.1:") {
-		s.stop()
-		return nil, fmt.Errorf("skiff server listens on %s, not loopback", s.url)
-	}
-	logf("skiff server at %s (pid %d), dynos on bridge %s (%s)", s.url, s.pid(), o.bridge, o.subnet)
-	return s, nil
-}
-
-func (s *server) log() string {
-	b, _ := os.ReadFile(s.errs)
-	return string(b)
-}
-
-// stop sends SIGTERM and waits for a clean exit, which stops every dyno
-// and removes the dyno network (SIGKILL after 90s: dynos get 30s each to
-// stop, in parallel).
-func (s *server) stop() error {
-	s.once.Do(func() {
-		s.cmd.Process.Signal(syscall.SIGTERM) // fails harmlessly if it already exited
-		select {
-		case err := <-s.done:
-			if err != nil {
-				s.err = fmt.Errorf("skiff server: %v\n%s", err, s.log())
-			}
-		case <-time.After(90 * time.Second):
-			s.cmd.Process.Kill()
-			<-s.done
-			s.err = fmt.Errorf("skiff server ignored SIGTERM for 90s; killed. Its dynos may be left behind: start `skiff server --dyno-bridge %s` on the same data dir to reap them", s.bridge)
-		}
-	})
-	return s.err
-}
 
 // ---- HTTP client ----
 
