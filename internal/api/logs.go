@@ -2,7 +2,11 @@ package api
 
 import (
 	"errors"
+	"fmt"
+	"io"
+	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/skiffhq/skiff/internal/logplex"
@@ -14,6 +18,8 @@ type LogSessions interface {
 	// ServeStream serves a session's logplex_url; logplex.ErrSessionNotFound
 	// means nothing was written and the answer is a 404.
 	ServeStream(w http.ResponseWriter, r *http.Request, id string) error
+	// Log writes one line into an app's log; it never blocks.
+	Log(appID, app, source, dyno, message string)
 }
 
 // maxLogLines is the most lines a session's backlog holds (Logplex's history).
@@ -86,4 +92,43 @@ func (s *Server) logStream(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.writeError(w, r, notFound("This log session does not exist or has expired."))
 	}
+}
+
+// ingestLogs is POST /apps/{app}/log-input: an application/logplex-1 batch
+// (octet-counted syslog frames, as Heroku's log-shuttle and HTTPS drains
+// send them) written into the app's log, so that processes outside dynos
+// can log there. The caller needs an API token with access to the app. A
+// malformed batch is refused whole.
+func (s *Server) ingestLogs(w http.ResponseWriter, r *http.Request, c *call) error {
+	app, err := s.p.App(r.Context(), c.account, r.PathValue("app"))
+	if err != nil {
+		return err
+	}
+	if s.cfg.Logs == nil {
+		return notFound("This Skiff server has no log pipeline.")
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/logplex-1" {
+		return &apiError{http.StatusUnsupportedMediaType, "unsupported_media_type",
+			"Send log lines as Content-Type: application/logplex-1 (octet-counted syslog frames)."}
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return &apiError{http.StatusRequestEntityTooLarge, "request_entity_too_large", "A log batch is at most 1 MiB."}
+		}
+		return badRequest("Could not read the request body.")
+	}
+	frames, err := logplex.ParseFrames(b)
+	if err != nil {
+		return badRequest("Invalid application/logplex-1 batch: " + err.Error())
+	}
+	if n := r.Header.Get("Logplex-Msg-Count"); n != "" && n != strconv.Itoa(len(frames)) {
+		return badRequest(fmt.Sprintf("Logplex-Msg-Count says %s, the batch holds %d frames.", n, len(frames)))
+	}
+	for _, f := range frames {
+		s.cfg.Logs.Log(app.ID, app.Name, f.Source, f.Dyno, f.Message)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }

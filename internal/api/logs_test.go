@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -140,4 +141,46 @@ func TestLogSessionErrors(t *testing.T) {
 	bare.createApp(bare.admin.Token, "plain")
 	bare.expectError(http.StatusNotFound, "not_found", "POST", "/apps/plain/log-sessions", bare.admin.Token, nil)
 	bare.expectError(http.StatusNotFound, "not_found", "GET", "/logstream/"+uuid.NewString()+"?token=x", "", nil)
+}
+
+func TestLogInput(t *testing.T) {
+	t.Parallel()
+	e, lp := logsEnv(t)
+	app := e.createApp(e.admin.Token, "ingest")
+	frame := func(msg string) string { return fmt.Sprintf("%d %s", len(msg), msg) }
+	batch := frame("<190>1 2026-01-02T03:04:05+00:00 host app worker.7 - from outside") +
+		frame("<45>1 2026-01-02T03:04:05+00:00 host heroku cron - tick")
+	ct := "application/logplex-1"
+	e.must(http.StatusNoContent, "POST", "/apps/ingest/log-input", e.admin.Token, batch, "Content-Type", ct, "Logplex-Msg-Count", "2")
+	lp.Sync()
+	var got []string
+	for _, l := range lp.History(app.ID, 1500) {
+		got = append(got, l.Source+"["+l.Dyno+"]: "+l.Message)
+	}
+	all := strings.Join(got, "\n")
+	for _, want := range []string{"app[worker.7]: from outside", "heroku[cron]: tick"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("history lacks %q:\n%s", want, all)
+		}
+	}
+	n := len(got)
+	for _, tc := range []struct {
+		body, ct, count string
+		status          int
+		id              string
+	}{
+		{batch, "application/json", "", 415, "unsupported_media_type"},
+		{batch, ct, "3", 400, "bad_request"},
+		{batch + "5 <190", ct, "", 400, "bad_request"},
+		{frame("<190>1 ts h postgres web.1 - x"), ct, "", 400, "bad_request"},
+		{strings.Repeat("x", maxBody+1), ct, "", 413, "request_entity_too_large"},
+	} {
+		checkError(t, e.do("POST", "/apps/ingest/log-input", e.admin.Token, tc.body, "Content-Type", tc.ct, "Logplex-Msg-Count", tc.count), tc.status, tc.id)
+	}
+	checkError(t, e.do("POST", "/apps/ingest/log-input", e.bob.Token, batch, "Content-Type", ct), http.StatusForbidden, "forbidden")
+	checkError(t, e.do("POST", "/apps/ingest/log-input", "", batch, "Content-Type", ct), http.StatusUnauthorized, "unauthorized")
+	lp.Sync()
+	if got := len(lp.History(app.ID, 1500)); got != n {
+		t.Errorf("refused batches wrote %d lines", got-n)
+	}
 }

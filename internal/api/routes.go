@@ -55,6 +55,7 @@ func (s *Server) routes() {
 
 	// Logs: sessions, and their streams (authenticated by the URL itself).
 	s.handle("POST /apps/{app}/log-sessions", s.createLogSession)
+	s.handle("POST /apps/{app}/log-input", s.ingestLogs)
 	s.mux.HandleFunc("GET /logstream/{id}", s.logStream)
 
 	// Platform catalogue.

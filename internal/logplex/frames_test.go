@@ -1,0 +1,46 @@
+package logplex
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func frame(msg string) string { return fmt.Sprintf("%d %s", len(msg), msg) }
+
+func TestParseFrames(t *testing.T) {
+	t.Parallel()
+	ok := frame("<190>1 2024-05-01T12:00:00.123456+00:00 host app web.1 - Hello world") +
+		frame("<45>1 2024-05-01T12:00:01+00:00 host heroku router - at=info method=GET path=/") + "\n" +
+		frame("<190>1 2024-05-01T12:00:02+00:00 h app worker.2 -") +
+		frame("<190>1 2024-05-01T12:00:03+00:00 h app run.1234 - ünïcode and  double  spaces")
+	got, err := ParseFrames([]byte(ok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Frame{{"app", "web.1", "Hello world"}, {"heroku", "router", "at=info method=GET path=/"},
+		{"app", "worker.2", ""}, {"app", "run.1234", "ünïcode and  double  spaces"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("frames = %q, want %q", got, want)
+	}
+	for _, tc := range []struct{ name, body, err string }{
+		{"no count", "<190>1 ts h app web.1 - x", "octet count"},
+		{"count too big", "999999 x", "octet count"},
+		{"truncated", "50 <190>1 ts h app web.1 - x", "announced"},
+		{"zero", "0 ", "octet count"},
+		{"no pri", frame("190>1 ts h app web.1 - x"), "no <PRI>"},
+		{"bad pri", frame("<x>1 ts h app web.1 - x"), "invalid <PRI>"},
+		{"version", frame("<190>2 ts h app web.1 - x"), "RFC 5424"},
+		{"short header", frame("<190>1 ts h app"), "RFC 5424"},
+		{"source", frame("<190>1 ts h postgres web.1 - x"), "APP-NAME"},
+		{"no dyno", frame("<190>1 ts h app - - x"), "PROCID"},
+		{"second bad", frame("<190>1 ts h app web.1 - x") + "3 abc", "frame 2"},
+	} {
+		if _, err := ParseFrames([]byte(tc.body)); err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%s: err = %v, want one mentioning %q", tc.name, err, tc.err)
+		}
+	}
+	if f, err := ParseFrames(nil); err != nil || len(f) != 0 {
+		t.Errorf("empty body: %v, %v", f, err)
+	}
+}
