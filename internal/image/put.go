@@ -437,12 +437,18 @@ func readFileMax(name string, max int64) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	return readAllMax(f, max, name)
+}
+
+// readAllMax reads r whole, refusing more than max bytes; what names the
+// content in the error.
+func readAllMax(r io.Reader, max int64, what string) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, max+1))
 	if err != nil {
 		return nil, err
 	}
 	if int64(len(b)) > max {
-		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrInvalidImage, name, max)
+		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrInvalidImage, what, max)
 	}
 	return b, nil
 }

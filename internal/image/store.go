@@ -391,14 +391,7 @@ func (s *Store) readBlob(digest string, max int64) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > max {
-		return nil, fmt.Errorf("%w: blob %s is larger than %d bytes", ErrInvalidImage, digest, max)
-	}
-	return b, nil
+	return readAllMax(f, max, "blob "+digest)
 }
 
 // writeBlob copies r into the blob store under hex, verifying the content's
@@ -426,19 +419,7 @@ func (s *Store) writeBlob(hexDigest string, size int64, r io.Reader) error {
 	if got := hex.EncodeToString(h.Sum(nil)); got != hexDigest {
 		return fmt.Errorf("%w: blob announced as sha256:%s is sha256:%s", ErrDigestMismatch, hexDigest, got)
 	}
-	if err := f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, s.blobPath(hexDigest)); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(s.blobPath(hexDigest)))
+	return commitFile(f, tmp, s.blobPath(hexDigest))
 }
 
 // writeRef records under refs/<hex> how to find an image.
@@ -457,6 +438,12 @@ func (s *Store) writeRef(hexDigest string, rec refRecord) error {
 	if _, err := f.Write(b); err != nil {
 		return err
 	}
+	return commitFile(f, tmp, s.refPath(hexDigest))
+}
+
+// commitFile makes the temporary file f (at tmp) durable and moves it to
+// dst, so that dst appears whole or not at all, even across a crash.
+func commitFile(f *os.File, tmp, dst string) error {
 	if err := f.Chmod(0o644); err != nil {
 		return err
 	}
@@ -466,10 +453,10 @@ func (s *Store) writeRef(hexDigest string, rec refRecord) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, s.refPath(hexDigest)); err != nil {
+	if err := os.Rename(tmp, dst); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(s.refPath(hexDigest)))
+	return syncDir(filepath.Dir(dst))
 }
 
 // sizeMismatch describes a blob that was read up to one byte past its
