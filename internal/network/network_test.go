@@ -12,16 +12,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/skiffhq/skiff/internal/hostlock"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -37,17 +36,12 @@ const dialTimeout = 500 * time.Millisecond
 var isRoot = os.Geteuid() == 0
 
 func TestMain(m *testing.M) {
-	var lock *os.File
+	var lock *hostlock.Lock
 	if isRoot {
 		// Serialise concurrent runs of this package (say, two `go test
 		// ./...` at once): they would use the same names and subnets.
 		var err error
-		lock, err = os.OpenFile(filepath.Join(os.TempDir(), "skiff-network-test.lock"), os.O_CREATE|os.O_RDWR, 0o600)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		if lock, err = hostlock.Acquire("network-test"); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -60,7 +54,7 @@ func TestMain(m *testing.M) {
 		}
 	}
 	code := m.Run()
-	runtime.KeepAlive(lock) // a collected *os.File closes its fd, dropping the lock
+	lock.Release()
 	os.Exit(code)
 }
 

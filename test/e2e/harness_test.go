@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/skiffhq/skiff/internal/hostlock"
 )
 
 // Time limits. They are generous: they only stop a hung process, they do not
@@ -36,6 +38,13 @@ const (
 var workDir string
 
 func TestMain(m *testing.M) {
+	// The dyno tests use fixed bridge names and subnets: serialise with
+	// any other run of this package on the host.
+	lock, err := hostlock.Acquire("e2e-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
 	dir, err := os.MkdirTemp("", "skiff-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
@@ -44,6 +53,7 @@ func TestMain(m *testing.M) {
 	workDir = dir
 	code := m.Run()
 	os.RemoveAll(dir)
+	lock.Release()
 	os.Exit(code)
 }
 
