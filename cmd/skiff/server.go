@@ -26,6 +26,7 @@ import (
 	"github.com/skiffhq/skiff/internal/image"
 	"github.com/skiffhq/skiff/internal/logplex"
 	"github.com/skiffhq/skiff/internal/network"
+	"github.com/skiffhq/skiff/internal/pki"
 	"github.com/skiffhq/skiff/internal/platform"
 	"github.com/skiffhq/skiff/internal/runtime"
 	"github.com/skiffhq/skiff/internal/store"
@@ -146,6 +147,12 @@ func runServer(args []string) error {
 		return err
 	}
 	defer db.Close()
+	// The local CA issues the certificates of Skiff's own TLS services.
+	ca, err := pki.Open(filepath.Join(cfg.dataDir, "pki"), "Skiff local CA")
+	if err != nil {
+		return err
+	}
+	log.Info("local CA", "certificate", filepath.Join(cfg.dataDir, "pki", pki.CertFile), "subject", ca.Cert.Subject.CommonName)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
