@@ -50,6 +50,8 @@ type serverConfig struct {
 	dynoSubnet string
 
 	logStreamMax time.Duration // Logplex: tail streams end after this long and clients reconnect (0: never)
+
+	registry registryConfig // the embedded container registry (registry.go)
 }
 
 func defaultDataDir() string {
@@ -93,11 +95,15 @@ func parseServerFlags(args []string) (*serverConfig, error) {
 	str(&maxDynos, "max-dynos", "SKIFF_MAX_DYNOS", "100", "dynos one app may run, all process types together")
 	var logStreamMax string // Logplex.
 	str(&logStreamMax, "log-stream-max", "SKIFF_LOG_STREAM_MAX", "0", "end log tail streams after this long; clients reconnect without loss (0: never)")
+	checkRegistry := registryFlags(fs, &c.registry)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: skiff server [flags]\n\nRuns the Skiff API with embedded defaults (SQLite under --data-dir).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if err := checkRegistry(); err != nil {
 		return nil, err
 	}
 	var err error
@@ -178,10 +184,15 @@ func runServer(args []string) error {
 	context.AfterFunc(ctx, logs.EndStreams) // open tail streams must not hold up the HTTP shutdown
 	// End of Logplex.
 
+	images, err := image.Open(filepath.Join(cfg.dataDir, "images"))
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("image store: %w", err)
+	}
 	var dynos *dyno.Manager
 	var stopDynos func()
 	if cfg.dynos {
-		dynos, stopDynos, err = startDynos(ctx, cfg, p, bus, logs, log)
+		dynos, stopDynos, err = startDynos(ctx, cfg, p, bus, logs, images, log)
 		if err != nil {
 			ln.Close()
 			return err
@@ -201,6 +212,12 @@ func runServer(args []string) error {
 		apiCfg.Dynos = dynos
 	}
 	apiCfg.Logs = logs // Logplex.
+	var stopRegistry func()
+	if apiCfg.Images, stopRegistry, err = startRegistry(ctx, cfg, p, images, log); err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopRegistry()
 	handler := api.New(p, apiCfg)
 
 	fmt.Printf("API URL: %s\n", apiURL)
@@ -231,15 +248,11 @@ func runServer(args []string) error {
 // bridge, runc. Whatever an earlier run left behind (containers, mounts,
 // namespaces) is reaped first. The returned stop waits until every dyno is
 // down, then removes the dyno network.
-func startDynos(ctx context.Context, cfg *serverConfig, p *platform.Platform, bus *platform.Bus, logs dyno.Logs, log *slog.Logger) (*dyno.Manager, func(), error) {
+func startDynos(ctx context.Context, cfg *serverConfig, p *platform.Platform, bus *platform.Bus, logs dyno.Logs, images *image.Store, log *slog.Logger) (*dyno.Manager, func(), error) {
 	hint := " (run as root with runc installed, or start with --dynos=false for an API-only server)"
 	subnet, err := netip.ParsePrefix(cfg.dynoSubnet)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--dyno-subnet: %w", err)
-	}
-	images, err := image.Open(filepath.Join(cfg.dataDir, "images"))
-	if err != nil {
-		return nil, nil, fmt.Errorf("image store: %w", err)
 	}
 	prefix := strings.ReplaceAll(cfg.dynoBridge, "-", "_")
 	// Host-side veth names start with a prefix unique to this bridge: a

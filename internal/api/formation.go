@@ -123,6 +123,14 @@ func (s *Server) batchUpdateFormation(w http.ResponseWriter, r *http.Request, c 
 		}
 	}
 	app := r.PathValue("app")
+	if len(images) > 0 && s.cfg.Images != nil {
+		if err := s.cfg.Images.Prepare(r.Context(), c.account, app, images); err != nil {
+			if _, ok := platform.AsError(err); ok {
+				return err
+			}
+			return &apiError{http.StatusUnprocessableEntity, "invalid_params", err.Error()}
+		}
+	}
 	if _, _, err := s.p.UpdateFormation(r.Context(), c.account, app, images, scales); err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@
 package api
 
 import (
+	"context"
 	"encoding/base64"
 	"log/slog"
 	"net"
@@ -32,6 +33,15 @@ type Config struct {
 	Now    func() time.Time
 	// Logs is the log pipeline (log sessions); nil when this server has none.
 	Logs LogSessions
+	// Images, when set, readies the images a formation update releases
+	// (from the embedded registry into the image store) before the release
+	// is made; an image it cannot ready fails the update.
+	Images Images
+}
+
+// Images readies released images; see Config.Images.
+type Images interface {
+	Prepare(ctx context.Context, actor *platform.Account, app string, updates []platform.ImageUpdate) error
 }
 
 // Server is the Platform API's HTTP handler.

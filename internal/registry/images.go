@@ -110,14 +110,14 @@ func (r *Registry) find(ctx context.Context, repo distribution.Repository, id di
 		}
 	}
 	if en, ok := ms.(distribution.ManifestEnumerator); ok {
-		errFound := errors.New("found")
-		err := en.Enumerate(ctx, func(d digest.Digest) error {
-			if try(d) {
-				return errFound
+		ok := false
+		en.Enumerate(ctx, func(d digest.Digest) error {
+			if ok = try(d); ok {
+				return errors.New("found") // stops the walk (the driver wraps it)
 			}
 			return nil
 		})
-		if errors.Is(err, errFound) {
+		if ok {
 			return found, foundType, nil
 		}
 	}
@@ -152,10 +152,19 @@ func (b blobs) Open(d string) (io.ReadCloser, error) {
 		return nil, err
 	}
 	rc, err := b.repo.Blobs(b.ctx).Open(b.ctx, dg)
+	if err == nil {
+		return rc, nil
+	}
+	// Manifests (an index's children) are linked apart from layers.
+	if ms, merr := b.repo.Manifests(b.ctx); merr == nil {
+		if _, payload, merr := payloadOf(b.ctx, ms, dg); merr == nil {
+			return io.NopCloser(bytes.NewReader(payload)), nil
+		}
+	}
 	if errors.Is(err, distribution.ErrBlobUnknown) {
 		return nil, fmt.Errorf("%w: %v", image.ErrNotFound, err)
 	}
-	return rc, err
+	return nil, err
 }
 
 func (b blobs) BlobFile(d string) (string, error) {
