@@ -49,6 +49,13 @@ func (r *Registry) GC(ctx context.Context, keep func(id string) bool) (GCStats, 
 	}
 	vacuum := storage.NewVacuum(ctx, r.driver)
 	marked := map[digest.Digest]bool{}
+	v2 := filepath.Join(r.cfg.Dir, "storage", "docker", "registry", "v2")
+	if _, err := os.Stat(filepath.Join(v2, "blobs")); errors.Is(err, os.ErrNotExist) {
+		return st, nil // nothing was ever pushed
+	}
+	if _, err := os.Stat(filepath.Join(v2, "repositories")); errors.Is(err, os.ErrNotExist) {
+		en = noRepositories{}
+	}
 	err := en.Enumerate(ctx, func(name string) error {
 		n, err := r.gcRepository(ctx, name, keep, cutoff, marked, vacuum)
 		st.Manifests += n
@@ -172,3 +179,9 @@ func (r *Registry) manifestRecent(name string, d digest.Digest, cutoff time.Time
 	fi, err := os.Stat(p)
 	return err != nil || fi.ModTime().After(cutoff)
 }
+
+// noRepositories enumerates the repositories of a registry that has none
+// (distribution's enumerator fails on the missing directory).
+type noRepositories struct{}
+
+func (noRepositories) Enumerate(context.Context, func(string) error) error { return nil }
