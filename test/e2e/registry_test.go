@@ -177,25 +177,25 @@ func TestContainerRollbackAfterGC(t *testing.T) {
 		wantContains(t, res, "stderr", "Releasing images worker to rbapp... done")
 	}
 	push(v1)
-	release() // v2
+	release() // v3 (v2 enabled Logplex at creation)
 	scale := s.skiff(t, tok, "ps:scale", "worker=1", "-a", "rbapp")
 	if scale.Code != 0 {
 		t.Fatalf("ps:scale: %s", scale.Stderr)
 	}
 	waitLog(t, s, tok, "rbapp", "running version v1")
 	push(v2)
-	release() // v3
+	release() // v4
 	waitLog(t, s, tok, "rbapp", "running version v2")
-	if res := s.skiff(t, tok, "rollback", "v2", "-a", "rbapp"); res.Code != 0 { // v4
+	if res := s.skiff(t, tok, "rollback", "v3", "-a", "rbapp"); res.Code != 0 { // v5
 		t.Fatalf("rollback: %s", res.Stderr)
 	}
 	res := s.skiff(t, tok, "releases", "-a", "rbapp")
 	wantContains(t, res, "stdout", "Deploy "+strings.TrimPrefix(id1, "sha256:")[:8])
 	wantContains(t, res, "stdout", "Deploy "+strings.TrimPrefix(id2, "sha256:")[:8])
-	wantContains(t, res, "stdout", "Rollback to v2")
+	wantContains(t, res, "stdout", "Rollback to v3")
 
 	// Restart with a garbage collection that keeps the images of the newest
-	// release only (v4, which runs v1).
+	// release only (v5, which runs v1).
 	if err := s.stop(); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
