@@ -210,13 +210,16 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		defer r.gc.RUnlock()
 	}
 	req = req.WithContext(context.WithValue(req.Context(), ctxKey{}, account))
-	if (req.Method == http.MethodHead || req.Method == http.MethodGet) && strings.Contains(p, "/blobs/sha256:") {
-		// A client that finds a blob here will not upload it again: keep
-		// it from GC for the grace period, until its manifest arrives.
-		r.touchBlob(p[strings.LastIndex(p, "/")+1:])
-	}
 	if !sha256Only(w, req, p) {
 		return
+	}
+	if (req.Method == http.MethodHead || req.Method == http.MethodGet) && strings.Contains(p, "/blobs/sha256:") {
+		// A client that finds a blob here will not upload it again:
+		// serveBlob keeps it from GC for the grace period, until its
+		// manifest arrives.
+		if r.serveBlob(w, req, app+"/"+typ, p[strings.LastIndex(p, "/")+1:]) {
+			return
+		}
 	}
 	if i := strings.Index(p, "/referrers/"); i >= 0 {
 		r.serveReferrers(w, req, app+"/"+typ, p[i+len("/referrers/"):])
