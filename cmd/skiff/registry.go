@@ -82,7 +82,7 @@ func startRegistry(ctx context.Context, cfg *serverConfig, p *platform.Platform,
 	}
 	host := dialable(ln.Addr().(*net.TCPAddr))
 	fmt.Printf("Registry: %s\n", host)
-	rel := &releaser{p: p, reg: reg, images: images, grace: rc.gcGrace, prepared: map[string]time.Time{}}
+	rel := &releaser{p: p, reg: reg, images: images, grace: rc.gcGrace, unpack: cfg.dynos, prepared: map[string]time.Time{}}
 	srv := &http.Server{Handler: reg, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	go srv.Serve(ln)
@@ -128,13 +128,17 @@ type releaser struct {
 	reg    *registry.Registry
 	images *image.Store
 	grace  time.Duration
+	unpack bool // this server runs dynos: unpack released images (as root) at release
 
 	mu       sync.Mutex
 	prepared map[string]time.Time // images readied for a release that may not be recorded yet
 }
 
 // Prepare imports each image from the registry repository <app>/<type>
-// into the image store, unless the store has it already.
+// into the image store, unless the store has it already, and, when this
+// server runs dynos, unpacks its layers: an image the dynos could not run
+// (a layer that escapes its root, a broken tar) fails the release instead
+// of its dynos.
 func (r *releaser) Prepare(ctx context.Context, actor *platform.Account, ident string, updates []platform.ImageUpdate) error {
 	app, err := r.p.App(ctx, actor, ident)
 	if err != nil {
@@ -144,20 +148,28 @@ func (r *releaser) Prepare(ctx context.Context, actor *platform.Account, ident s
 		r.mu.Lock()
 		r.prepared[u.Image] = time.Now()
 		r.mu.Unlock()
-		if _, err := r.images.Resolve(u.Image); err == nil {
-			continue
-		}
-		if _, err := r.reg.Import(ctx, r.images, app.Name, u.Type, u.Image); err != nil {
-			switch {
-			case errors.Is(err, image.ErrNoPlatform):
-				return fmt.Errorf("Cannot release %s for %s: %v", u.Image, u.Type, err)
-			case errors.Is(err, registry.ErrNoImage):
-				return fmt.Errorf("Cannot release %s for %s: no such image in %s/%s; push it first", u.Image, u.Type, app.Name, u.Type)
-			}
-			return fmt.Errorf("Cannot release %s for %s: %v", u.Image, u.Type, err)
+		if err := r.prepare(ctx, app.Name, u); err != nil {
+			return fmt.Errorf("Cannot release %s for %s: %w", u.Image, u.Type, err)
 		}
 	}
 	return nil
+}
+
+func (r *releaser) prepare(ctx context.Context, app string, u platform.ImageUpdate) error {
+	if _, err := r.images.Resolve(u.Image); err != nil {
+		_, err := r.reg.Import(ctx, r.images, app, u.Type, u.Image)
+		if errors.Is(err, registry.ErrNoImage) {
+			return fmt.Errorf("no such image in %s/%s (push it first, or it was garbage-collected)", app, u.Type)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if !r.unpack {
+		return nil
+	}
+	_, err := r.images.Image(u.Image)
+	return err
 }
 
 // keep returns the images GC must keep: those of retained releases and

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"archive/tar"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -216,6 +217,29 @@ func TestContainerRollbackAfterGC(t *testing.T) {
 	}
 	marker := time.Now()
 	waitLogAfter(t, s, tok, "rbapp", "running version v1", marker)
+
+	// v2 left the image store, but its tag keeps it in the registry: a
+	// rollback to v4 imports it again and runs it.
+	if res := s.skiff(t, tok, "rollback", "v4", "-a", "rbapp"); res.Code != 0 { // v6
+		t.Fatalf("rollback to v4 after GC: %s", res.Stderr)
+	}
+	waitLogAfter(t, s, tok, "rbapp", "running version v2", time.Now().Add(-time.Second))
+
+	// An image whose layer escapes its root is refused at release, before
+	// any dyno runs it; nothing is released.
+	evil := imagetest.Layout(t, [][]byte{imagetest.Tar(t, imagetest.Entry{
+		Header: tar.Header{Name: "../../escaped", Mode: 0o644}, Body: []byte("out")})}, imagetest.WithCmd("/escaped"))
+	res = s.skiff(t, tok, "container:push", "evil", "--image", evil, "--registry", s.Registry, "-a", "rbapp")
+	if res.Code != 0 {
+		t.Fatalf("push of the evil image: %s", res.Stderr)
+	}
+	res = s.skiff(t, tok, "container:release", "evil", "--registry", s.Registry, "-a", "rbapp")
+	if res.Code == 0 {
+		t.Fatalf("an image whose layer escapes its root was released:\n%s", res.Stderr)
+	}
+	wantContains(t, res, "stderr", "invalid layer")
+	res = s.skiff(t, tok, "releases", "-a", "rbapp")
+	wantNotContains(t, res, "stdout", "v7")
 	// v1 can still be pulled from the registry: a release refers to it.
 	out, err := exec.Command("skopeo", "inspect", "--tls-verify=false", "--creds", "_:"+tok, "--config",
 		"docker://"+s.Registry+"/rbapp/worker@"+manifestDigest(t, v1)).CombinedOutput()
