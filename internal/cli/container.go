@@ -203,7 +203,7 @@ func containerRelease(e *Env, in *Input) error {
 		if err != nil {
 			return err
 		}
-		desc, err := remote.Get(ref, e.registryAuth())
+		desc, err := remoteGet(ref, e)
 		if err != nil {
 			return fmt.Errorf("no image pushed to %s (push one with skiff container:push %s): %w", ref.Context().Name(), typ, err)
 		}
@@ -226,4 +226,9 @@ func containerRelease(e *Env, in *Input) error {
 		return "", e.Do(Request{Method: "PATCH", Path: "/apps/" + escape(in.App) + "/formation", Accept: "3.docker-releases",
 			Body: map[string]any{"updates": updates}}, nil)
 	})
+}
+
+// remoteGet reads the manifest (or index) ref names.
+func remoteGet(ref name.Reference, e *Env) (*remote.Descriptor, error) {
+	return remote.Get(ref, e.registryAuth())
 }
