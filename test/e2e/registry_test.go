@@ -2,11 +2,18 @@ package e2e
 
 import (
 	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -288,4 +295,100 @@ func waitLogAfter(t *testing.T, s *server, tok, app, line string, since time.Tim
 		time.Sleep(250 * time.Millisecond)
 	}
 	t.Fatalf("no %q in the log of %s after %s:\n%s", line, app, since, last)
+}
+
+// TestRegistryCrash kills the server with SIGKILL while a blob is being
+// uploaded: after a restart the image pushed before is served whole, the
+// interrupted blob is absent (no partial blob under its digest), and the
+// same push then succeeds.
+func TestRegistryCrash(t *testing.T) {
+	t.Parallel()
+	dataDir := t.TempDir()
+	s := startServerIn(t, dataDir, true)
+	tok := s.AdminToken
+	s.skiff(t, tok, "apps:create", "crashapp")
+	layout := imagetest.BuildGo(t, versionApp, imagetest.WithEnv("VERSION=crash"))
+	skopeoPush(t, s, tok, layout, "crashapp/web:latest")
+
+	// A 64 MB blob, streamed slowly enough to be cut in the middle.
+	blob := make([]byte, 64<<20)
+	for i := range blob {
+		blob[i] = byte(i * 7)
+	}
+	sum := sha256.Sum256(blob)
+	dg := "sha256:" + hex.EncodeToString(sum[:])
+	base := "http://" + s.Registry + "/v2/crashapp/web/blobs/"
+	req, _ := http.NewRequest("POST", base+"uploads/", nil)
+	req.SetBasicAuth("_", tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 202 {
+		t.Fatalf("start upload: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	pr, pw := io.Pipe()
+	req, _ = http.NewRequest("PUT", resp.Header.Get("Location")+"&digest="+dg, pr)
+	req.SetBasicAuth("_", tok)
+	req.ContentLength = int64(len(blob))
+	done := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			err = fmt.Errorf("the upload finished: %s", resp.Status)
+		}
+		done <- err
+	}()
+	if _, err := pw.Write(blob[:40<<20]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-s.done
+	pw.Close()
+	if err := <-done; err == nil || strings.Contains(err.Error(), "finished") {
+		t.Fatalf("upload cut by SIGKILL: %v", err)
+	}
+
+	s = startServerIn(t, dataDir, false)
+	out, err := exec.Command("skopeo", "inspect", "--tls-verify=false", "--creds", "_:"+tok, "--config",
+		"docker://"+s.Registry+"/crashapp/web:latest").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "VERSION=crash") {
+		t.Fatalf("the image pushed before the crash: %v\n%s", err, out)
+	}
+	out, err = exec.Command("skopeo", "copy", "--src-tls-verify=false", "--src-creds", "_:"+tok,
+		"docker://"+s.Registry+"/crashapp/web:latest", "oci:"+t.TempDir()+":x").CombinedOutput()
+	if err != nil {
+		t.Fatalf("pull after the crash (every blob verified): %v\n%s", err, out)
+	}
+	head := func() int {
+		req, _ := http.NewRequest("HEAD", "http://"+s.Registry+"/v2/crashapp/web/blobs/"+dg, nil)
+		req.SetBasicAuth("_", tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := head(); code != 404 {
+		t.Errorf("the interrupted blob answers %d, want 404", code)
+	}
+	req, _ = http.NewRequest("POST", "http://"+s.Registry+"/v2/crashapp/web/blobs/uploads/", nil)
+	req.SetBasicAuth("_", tok)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 202 {
+		t.Fatalf("start upload after restart: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	req, _ = http.NewRequest("PUT", resp.Header.Get("Location")+"&digest="+dg, bytes.NewReader(blob))
+	req.SetBasicAuth("_", tok)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 201 {
+		t.Fatalf("upload after restart: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if code := head(); code != 200 {
+		t.Errorf("the blob after its upload answers %d", code)
+	}
 }
