@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -190,8 +191,11 @@ func startServerIn(t *testing.T, dataDir string, fresh bool, extra ...string) *s
 	t.Helper()
 	bin := skiffBinary(t)
 	s := &server{DataDir: dataDir, Home: t.TempDir(), done: make(chan struct{})}
+	// No registry unless asked for (--registry-addr 127.0.0.1:0 in extra):
+	// with one, releases must name images it holds.
 	args := []string{"server", "--data-dir", dataDir, "--api-addr", "127.0.0.1:0", "--base-domain", "localhost", "--dynos=false",
-		"--registry-addr", "127.0.0.1:0"}
+		"--registry-addr", "off"}
+	wantRegistry := slices.Contains(extra, "--registry-addr")
 	s.cmd = exec.Command(bin, append(args, extra...)...)
 	s.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + s.Home, "TMPDIR=" + os.TempDir()}
 	s.cmd.Dir = s.Home
@@ -229,7 +233,7 @@ func startServerIn(t *testing.T, dataDir string, fresh bool, extra ...string) *s
 	}()
 
 	timeout := time.After(bannerTimeout)
-	for s.URL == "" || s.Registry == "" || (fresh && (s.AdminEmail == "" || s.AdminToken == "")) {
+	for s.URL == "" || (wantRegistry && s.Registry == "") || (fresh && (s.AdminEmail == "" || s.AdminToken == "")) {
 		select {
 		case line := <-lines:
 			if v, ok := strings.CutPrefix(line, "API URL: "); ok {

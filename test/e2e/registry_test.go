@@ -21,6 +21,9 @@ import (
 	"github.com/skiffhq/skiff/internal/image/imagetest"
 )
 
+// withRegistry is the flag that gives a test server its registry.
+var withRegistry = []string{"--registry-addr", "127.0.0.1:0"}
+
 // skopeoPush copies the OCI layout dir into the registry as a Docker v2
 // schema 2 image, as `docker push` would send it.
 func skopeoPush(t *testing.T, s *server, token, layout, repo string) {
@@ -95,7 +98,7 @@ func (c *herokuCLI) containerEnv(t *testing.T) []string {
 // the registry with an empty Basic user name and PATCHes the formation.
 func TestHerokuContainerRelease(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
+	s := startServerIn(t, t.TempDir(), true, withRegistry...)
 	h := s.heroku(t, s.AdminToken)
 	h.ok(t, "apps:create", "ctrapp")
 	layout := imagetest.BuildGo(t, dynoApp, imagetest.WithEnv("VERSION=one"))
@@ -162,7 +165,7 @@ func TestContainerRollbackAfterGC(t *testing.T) {
 	t.Parallel()
 	dataDir := t.TempDir()
 	const bridge, subnet = "skrg1", "10.213.248.0/24"
-	s := startDynoServer(t, dataDir, true, bridge, subnet)
+	s := startServerIn(t, dataDir, true, append(withRegistry, "--dynos=true", "--dyno-bridge", bridge, "--dyno-subnet", subnet)...)
 	tok := s.AdminToken
 	s.skiff(t, tok, "apps:create", "rbapp")
 	v1 := imagetest.BuildGo(t, versionApp, imagetest.WithEnv("VERSION=v1"))
@@ -207,8 +210,8 @@ func TestContainerRollbackAfterGC(t *testing.T) {
 	if err := s.stop(); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
-	s = startServerIn(t, dataDir, false, "--dynos=true", "--dyno-bridge", bridge, "--dyno-subnet", subnet,
-		"--registry-keep-releases", "1", "--registry-gc-grace", "0")
+	s = startServerIn(t, dataDir, false, append(withRegistry, "--dynos=true", "--dyno-bridge", bridge, "--dyno-subnet", subnet,
+		"--registry-keep-releases", "1", "--registry-gc-grace", "0")...)
 	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(s.stderr.String(), "image gc") && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
@@ -304,7 +307,7 @@ func waitLogAfter(t *testing.T, s *server, tok, app, line string, since time.Tim
 func TestRegistryCrash(t *testing.T) {
 	t.Parallel()
 	dataDir := t.TempDir()
-	s := startServerIn(t, dataDir, true)
+	s := startServerIn(t, dataDir, true, withRegistry...)
 	tok := s.AdminToken
 	s.skiff(t, tok, "apps:create", "crashapp")
 	layout := imagetest.BuildGo(t, versionApp, imagetest.WithEnv("VERSION=crash"))
@@ -350,7 +353,7 @@ func TestRegistryCrash(t *testing.T) {
 		t.Fatalf("upload cut by SIGKILL: %v", err)
 	}
 
-	s = startServerIn(t, dataDir, false)
+	s = startServerIn(t, dataDir, false, withRegistry...)
 	out, err := exec.Command("skopeo", "inspect", "--tls-verify=false", "--creds", "_:"+tok, "--config",
 		"docker://"+s.Registry+"/crashapp/web:latest").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "VERSION=crash") {
