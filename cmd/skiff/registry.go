@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/skiffhq/skiff/internal/api"
+	"github.com/skiffhq/skiff/internal/dyno"
 	"github.com/skiffhq/skiff/internal/image"
 	"github.com/skiffhq/skiff/internal/platform"
 	"github.com/skiffhq/skiff/internal/registry"
@@ -65,7 +66,7 @@ func registryFlags(fs *flag.FlagSet, c *registryConfig) func() error {
 // should be set to the returned value (nil when the registry is off), so
 // that releases import from it. The returned stop shuts it down.
 func startRegistry(ctx context.Context, cfg *serverConfig, p *platform.Platform, images *image.Store,
-	log *slog.Logger) (api.Images, func(), error) {
+	dynos *dyno.Manager, log *slog.Logger) (api.Images, func(), error) {
 	rc := cfg.registry
 	if rc.addr == "off" || rc.addr == "" {
 		return nil, func() {}, nil
@@ -83,6 +84,15 @@ func startRegistry(ctx context.Context, cfg *serverConfig, p *platform.Platform,
 	host := dialable(ln.Addr().(*net.TCPAddr))
 	fmt.Printf("Registry: %s\n", host)
 	rel := &releaser{p: p, reg: reg, images: images, grace: rc.gcGrace, unpack: cfg.dynos, prepared: map[string]time.Time{}}
+	if dynos != nil {
+		rel.running = func(appID string) []int {
+			var vs []int
+			for _, d := range dynos.Dynos(appID) {
+				vs = append(vs, d.Release)
+			}
+			return vs
+		}
+	}
 	srv := &http.Server{Handler: reg, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	go srv.Serve(ln)
@@ -129,6 +139,9 @@ type releaser struct {
 	images *image.Store
 	grace  time.Duration
 	unpack bool // this server runs dynos: unpack released images (as root) at release
+	// running lists the release versions an app's dynos run, whose images
+	// (overlay lower layers) must stay; nil without dynos.
+	running func(appID string) []int
 
 	mu       sync.Mutex
 	prepared map[string]time.Time // images readied for a release that may not be recorded yet
@@ -175,7 +188,7 @@ func (r *releaser) prepare(ctx context.Context, app string, u platform.ImageUpda
 // keep returns the images GC must keep: those of retained releases and
 // those readied for a release within the grace period.
 func (r *releaser) keep(ctx context.Context, keepReleases int) (func(string) bool, error) {
-	released, err := r.p.ReleasedImages(ctx, keepReleases)
+	released, err := r.p.ReleasedImages(ctx, keepReleases, r.running)
 	if err != nil {
 		return nil, err
 	}

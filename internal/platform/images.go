@@ -8,11 +8,12 @@ import (
 )
 
 // ReleasedImages returns the images (as releases name them: "sha256:…")
-// that must be kept for rollback: those of each app's newest keep releases
-// (every release when keep <= 0), of its current release and of a release
-// still pending. Garbage collection of images removes only what is not in
+// that must be kept: those of each app's newest keep releases (every
+// release when keep <= 0), of its current release, of a release still
+// pending, and of the releases running (if not nil) says dynos of the app
+// still run. Garbage collection of images removes only what is not in
 // this set.
-func (p *Platform) ReleasedImages(ctx context.Context, keep int) (map[string]bool, error) {
+func (p *Platform) ReleasedImages(ctx context.Context, keep int, running func(appID string) []int) (map[string]bool, error) {
 	out := map[string]bool{}
 	err := p.read(ctx, func(tx *store.Tx) error {
 		apps, err := tx.AllApps()
@@ -32,6 +33,15 @@ func (p *Platform) ReleasedImages(ctx context.Context, keep int) (map[string]boo
 				rs = append(rs, cur)
 			} else if !errors.Is(err, store.ErrNotFound) {
 				return err
+			}
+			if running != nil {
+				for _, v := range running(a.ID) {
+					if r, err := tx.ReleaseByVersion(a.ID, v); err == nil {
+						rs = append(rs, r)
+					} else if !errors.Is(err, store.ErrNotFound) {
+						return err
+					}
+				}
 			}
 			for _, r := range rs {
 				for _, proc := range r.Processes {
