@@ -116,12 +116,25 @@ func startRegistry(ctx context.Context, cfg *serverConfig, p *platform.Platform,
 // platformAccounts answers the registry's access questions from the platform.
 type platformAccounts struct{ p *platform.Platform }
 
-func (a platformAccounts) Authenticate(ctx context.Context, secret string) (string, error) {
-	acc, _, err := a.p.Authenticate(ctx, secret)
+func (a platformAccounts) Authenticate(ctx context.Context, secret string) (registry.Principal, error) {
+	acc, tok, err := a.p.Authenticate(ctx, secret)
 	if err != nil {
-		return "", err
+		return registry.Principal{}, err
 	}
-	return acc.ID, nil
+	return registry.Principal{Account: acc.ID, Token: tok.ID}, nil
+}
+
+func (a platformAccounts) Active(ctx context.Context, who registry.Principal) (bool, error) {
+	auths, err := a.p.Authorizations(ctx, &platform.Account{ID: who.Account}, "")
+	if err != nil {
+		return false, err
+	}
+	for _, t := range auths {
+		if t.ID == who.Token {
+			return t.ExpiresAt == nil || time.Now().Before(*t.ExpiresAt), nil
+		}
+	}
+	return false, nil
 }
 
 func (a platformAccounts) CanUse(ctx context.Context, account, app string) (bool, error) {

@@ -20,13 +20,14 @@ import (
 // oneAccount lets the token "tok" use every app.
 type oneAccount struct{}
 
-func (oneAccount) Authenticate(_ context.Context, s string) (string, error) {
+func (oneAccount) Authenticate(_ context.Context, s string) (registry.Principal, error) {
 	if s != "tok" {
-		return "", errors.New("bad token")
+		return registry.Principal{}, errors.New("bad token")
 	}
-	return "acc", nil
+	return registry.Principal{Account: "acc", Token: "t"}, nil
 }
-func (oneAccount) CanUse(context.Context, string, string) (bool, error) { return true, nil }
+func (oneAccount) Active(context.Context, registry.Principal) (bool, error) { return true, nil }
+func (oneAccount) CanUse(context.Context, string, string) (bool, error)     { return true, nil }
 
 // testRegistry serves a real embedded registry.
 func testRegistry(t *testing.T) string {

@@ -14,15 +14,23 @@ import (
 // accounts is a fixed table of tokens and apps, standing in for the
 // platform (whose own tests cover tokens and access).
 type accounts struct {
-	tokens map[string]string          // token → account
-	apps   map[string]map[string]bool // account → apps it can use
+	tokens  map[string]string          // token → account
+	apps    map[string]map[string]bool // account → apps it can use
+	mu      *sync.Mutex
+	revoked map[string]bool // tokens revoked
 }
 
-func (a accounts) Authenticate(_ context.Context, secret string) (string, error) {
+func (a accounts) Authenticate(_ context.Context, secret string) (Principal, error) {
 	if acc, ok := a.tokens[secret]; ok {
-		return acc, nil
+		return Principal{Account: acc, Token: secret}, nil
 	}
-	return "", errors.New("invalid token")
+	return Principal{}, errors.New("invalid token")
+}
+
+func (a accounts) Active(_ context.Context, p Principal) (bool, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return !a.revoked[p.Token], nil
 }
 
 func (a accounts) CanUse(_ context.Context, account, app string) (bool, error) {
@@ -36,7 +44,9 @@ const (
 
 func testAccounts() accounts {
 	return accounts{
-		tokens: map[string]string{aliceToken: "alice", bobToken: "bob"},
+		tokens:  map[string]string{aliceToken: "alice", bobToken: "bob"},
+		mu:      new(sync.Mutex),
+		revoked: map[string]bool{},
 		apps: map[string]map[string]bool{
 			"alice": {"conformance": true, "myapp": true, "other": true},
 			"bob":   {"bobapp": true},
@@ -47,10 +57,15 @@ func testAccounts() accounts {
 // newRegistry starts a registry under a new directory and serves it.
 func newRegistry(t *testing.T, dir string) (*Registry, *httptest.Server) {
 	t.Helper()
+	return newRegistryWith(t, dir, testAccounts())
+}
+
+func newRegistryWith(t *testing.T, dir string, acc accounts) (*Registry, *httptest.Server) {
+	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	r, err := New(context.Background(), Config{Dir: dir, Accounts: testAccounts()})
+	r, err := New(context.Background(), Config{Dir: dir, Accounts: acc})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,12 +47,22 @@ import (
 
 // Accounts is what the registry needs to know of the platform's accounts.
 type Accounts interface {
-	// Authenticate returns the id of the account the API token secret
-	// belongs to, or an error if it belongs to none.
-	Authenticate(ctx context.Context, secret string) (account string, err error)
+	// Authenticate returns who the API token secret belongs to, or an
+	// error if it belongs to no one.
+	Authenticate(ctx context.Context, secret string) (Principal, error)
+	// Active reports whether the API token a bearer token was issued for
+	// still exists and has not expired: revoking an API token ends its
+	// registry tokens too.
+	Active(ctx context.Context, p Principal) (bool, error)
 	// CanUse reports whether the account may push and pull the images of
 	// the app. An app that does not exist is false, not an error.
 	CanUse(ctx context.Context, account, app string) (bool, error)
+}
+
+// Principal is who a request acts as: an account, through one of its API
+// tokens (ids, not secrets).
+type Principal struct {
+	Account, Token string
 }
 
 // Config configures a Registry.
@@ -296,14 +306,18 @@ func setChallenge(w http.ResponseWriter, req *http.Request) {
 // (any user, an API token as password) or Bearer (a token from /v2/token,
 // or an API token). Without valid credentials it answers 401.
 func (r *Registry) authenticate(w http.ResponseWriter, req *http.Request) (string, bool) {
-	var account string
+	var who Principal
 	var err error
 	if _, pass, ok := req.BasicAuth(); ok && pass != "" {
-		account, err = r.cfg.Accounts.Authenticate(req.Context(), pass)
+		who, err = r.cfg.Accounts.Authenticate(req.Context(), pass)
 	} else if tok, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer "); ok && tok != "" {
-		account, err = r.tokens.verify(tok, time.Now())
-		if err != nil {
-			account, err = r.cfg.Accounts.Authenticate(req.Context(), tok)
+		if who, err = r.tokens.verify(tok, time.Now()); err == nil {
+			var active bool
+			if active, err = r.cfg.Accounts.Active(req.Context(), who); err == nil && !active {
+				err = errors.New("the API token was revoked")
+			}
+		} else {
+			who, err = r.cfg.Accounts.Authenticate(req.Context(), tok)
 		}
 	} else {
 		err = errors.New("no credentials")
@@ -314,7 +328,7 @@ func (r *Registry) authenticate(w http.ResponseWriter, req *http.Request) (strin
 			"authentication required: log in with any user name and a Skiff API token as password", nil)
 		return "", false
 	}
-	return account, true
+	return who.Account, true
 }
 
 // writeError writes the Distribution API's error body.

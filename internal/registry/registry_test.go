@@ -188,7 +188,8 @@ func sha(b []byte) string { return fmt.Sprintf("sha256:%x", sha256.Sum256(b)) }
 
 // TestAuth covers who may do what, and the token flow.
 func TestAuth(t *testing.T) {
-	_, srv := newRegistry(t, "")
+	acc := testAccounts()
+	_, srv := newRegistryWith(t, "", acc)
 	push(t, srv, aliceToken, "myapp/web:latest", testImage(t, "auth"))
 	url := srv.URL + "/v2/myapp/web/manifests/latest"
 	accept := map[string]string{"Accept": "application/vnd.oci.image.manifest.v1+json"}
@@ -231,7 +232,17 @@ func TestAuth(t *testing.T) {
 	}
 	// A forged or expired token is refused.
 	k := &tokenKey{key: []byte("another key, not the registry's!")}
-	for _, bad := range []string{k.issue("alice", time.Now().Add(time.Hour)), "skr.x.y"} {
+	// Revoking the API token ends the registry tokens issued for it.
+	acc.mu.Lock()
+	acc.revoked[aliceToken] = true
+	acc.mu.Unlock()
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 401 {
+		t.Fatalf("bearer of a revoked API token: %v %v", resp.Status, err)
+	}
+	resp.Body.Close()
+	alice := Principal{Account: "alice", Token: "t"}
+	for _, bad := range []string{k.issue(alice, time.Now().Add(time.Hour)), "skr.x.y"} {
 		req.Header.Set("Authorization", "Bearer "+bad)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil || resp.StatusCode != 401 {

@@ -20,8 +20,10 @@ import (
 const tokenTTL = 15 * time.Minute
 
 // tokenKey signs the bearer tokens of the token flow docker clients
-// negotiate. A token names an account and an expiry; what the account may
-// do is decided at each request, so a token never outlives a lost access.
+// negotiate. A token names an account, the API token it was issued for and
+// an expiry; at each request the API token must still be active, and what
+// the account may do is decided then, so a registry token never outlives a
+// revoked API token or a lost access.
 type tokenKey struct{ key []byte }
 
 func openTokenKey(path string) (*tokenKey, error) {
@@ -46,35 +48,39 @@ func (k *tokenKey) mac(payload string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// issue returns a token for account that expires at exp.
-func (k *tokenKey) issue(account string, exp time.Time) string {
-	payload := base64.RawURLEncoding.EncodeToString([]byte(account + "|" + strconv.FormatInt(exp.Unix(), 10)))
+// issue returns a token for who that expires at exp.
+func (k *tokenKey) issue(who Principal, exp time.Time) string {
+	payload := base64.RawURLEncoding.EncodeToString([]byte(who.Account + "|" + who.Token + "|" + strconv.FormatInt(exp.Unix(), 10)))
 	return "skr." + payload + "." + k.mac(payload)
 }
 
-// verify returns the account of a token this key issued that is still valid.
-func (k *tokenKey) verify(tok string, now time.Time) (string, error) {
+// verify returns whom a token this key issued, still valid, names.
+func (k *tokenKey) verify(tok string, now time.Time) (Principal, error) {
+	bad := errors.New("bad registry token")
 	rest, ok := strings.CutPrefix(tok, "skr.")
 	if !ok {
-		return "", errors.New("not a registry token")
+		return Principal{}, errors.New("not a registry token")
 	}
 	payload, sig, ok := strings.Cut(rest, ".")
 	if !ok || !hmac.Equal([]byte(sig), []byte(k.mac(payload))) {
-		return "", errors.New("bad registry token")
+		return Principal{}, bad
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(payload)
 	if err != nil {
-		return "", errors.New("bad registry token")
+		return Principal{}, bad
 	}
-	account, expS, ok := strings.Cut(string(raw), "|")
-	exp, err := strconv.ParseInt(expS, 10, 64)
-	if !ok || err != nil {
-		return "", errors.New("bad registry token")
+	parts := strings.Split(string(raw), "|")
+	if len(parts) != 3 {
+		return Principal{}, bad
+	}
+	exp, err := strconv.ParseInt(parts[2], 10, 64)
+	if err != nil {
+		return Principal{}, bad
 	}
 	if now.Unix() >= exp {
-		return "", errors.New("registry token expired")
+		return Principal{}, errors.New("registry token expired")
 	}
-	return account, nil
+	return Principal{Account: parts[0], Token: parts[1]}, nil
 }
 
 // serveToken is the token endpoint of the Docker token flow: GET with Basic
@@ -99,21 +105,20 @@ func (r *Registry) serveToken(w http.ResponseWriter, req *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "UNSUPPORTED", "use GET or POST", nil)
 		return
 	}
-	account := ""
+	var who Principal
 	if secret != "" {
-		a, err := r.cfg.Accounts.Authenticate(req.Context(), secret)
-		if err == nil {
-			account = a
+		if p, err := r.cfg.Accounts.Authenticate(req.Context(), secret); err == nil {
+			who = p
 		}
 	}
-	if account == "" {
+	if who.Account == "" {
 		w.Header().Set("WWW-Authenticate", `Basic realm="skiff"`)
 		writeError(w, http.StatusUnauthorized, "UNAUTHORIZED",
 			"authentication required: log in with any user name and a Skiff API token as password", nil)
 		return
 	}
 	now := time.Now()
-	tok := r.tokens.issue(account, now.Add(tokenTTL))
+	tok := r.tokens.issue(who, now.Add(tokenTTL))
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	json.NewEncoder(w).Encode(map[string]any{
