@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"github.com/skiffhq/skiff/internal/api"
 	"github.com/skiffhq/skiff/internal/dyno"
 	"github.com/skiffhq/skiff/internal/image"
+	"github.com/skiffhq/skiff/internal/pki"
 	"github.com/skiffhq/skiff/internal/platform"
 	"github.com/skiffhq/skiff/internal/registry"
 )
@@ -30,12 +32,13 @@ type registryConfig struct {
 	keepReleases int           // images of each app's newest N releases are kept (0: all)
 	gcInterval   time.Duration // between garbage collections (0: only at start)
 	gcGrace      time.Duration // content younger than this is never collected
+	tls          bool          // serve HTTPS with a certificate from the local CA
 }
 
 // registryFlags declares the registry's flags on fs; the returned function,
 // called after fs.Parse, checks and converts them into c.
 func registryFlags(fs *flag.FlagSet, c *registryConfig) func() error {
-	var keep, interval, grace string
+	var keep, interval, grace, useTLS string
 	fs.StringVar(&c.addr, "registry-addr", envDefault("SKIFF_REGISTRY_ADDR", "127.0.0.1:5002"),
 		"address the container registry listens on; off to disable ($SKIFF_REGISTRY_ADDR)")
 	fs.StringVar(&keep, "registry-keep-releases", envDefault("SKIFF_REGISTRY_KEEP_RELEASES", "0"),
@@ -44,8 +47,13 @@ func registryFlags(fs *flag.FlagSet, c *registryConfig) func() error {
 		"time between garbage collections of unreferenced images and blobs (0: only at start) ($SKIFF_REGISTRY_GC_INTERVAL)")
 	fs.StringVar(&grace, "registry-gc-grace", envDefault("SKIFF_REGISTRY_GC_GRACE", "1h"),
 		"never collect blobs and manifests pushed or asked for less than this long ago ($SKIFF_REGISTRY_GC_GRACE)")
+	fs.StringVar(&useTLS, "registry-tls", envDefault("SKIFF_REGISTRY_TLS", "false"),
+		"serve the registry over HTTPS with a certificate from the local CA (<data-dir>/pki/ca.pem) ($SKIFF_REGISTRY_TLS)")
 	return func() error {
 		var err error
+		if c.tls, err = strconv.ParseBool(useTLS); err != nil {
+			return fmt.Errorf("--registry-tls %q: want true or false", useTLS)
+		}
 		if c.keepReleases, err = strconv.Atoi(keep); err != nil || c.keepReleases < 0 {
 			return fmt.Errorf("--registry-keep-releases %q: want a whole number, 0 for all", keep)
 		}
@@ -66,7 +74,7 @@ func registryFlags(fs *flag.FlagSet, c *registryConfig) func() error {
 // should be set to the returned value (nil when the registry is off), so
 // that releases import from it. The returned stop shuts it down.
 func startRegistry(ctx context.Context, cfg *serverConfig, p *platform.Platform, images *image.Store,
-	dynos *dyno.Manager, log *slog.Logger) (api.Images, func(), error) {
+	dynos *dyno.Manager, ca *pki.CA, log *slog.Logger) (api.Images, func(), error) {
 	rc := cfg.registry
 	if rc.addr == "off" || rc.addr == "" {
 		return nil, func() {}, nil
@@ -82,6 +90,11 @@ func startRegistry(ctx context.Context, cfg *serverConfig, p *platform.Platform,
 		return nil, nil, fmt.Errorf("registry listener: %w", err)
 	}
 	host := dialable(ln.Addr().(*net.TCPAddr))
+	if rc.tls {
+		hostname, _, _ := net.SplitHostPort(host)
+		names := []string{"localhost", "127.0.0.1", "registry." + cfg.baseDomain, hostname}
+		ln = tls.NewListener(ln, &tls.Config{GetCertificate: renewing(ca, names), MinVersion: tls.VersionTLS12})
+	}
 	fmt.Printf("Registry: %s\n", host)
 	rel := &releaser{p: p, reg: reg, images: images, grace: rc.gcGrace, unpack: cfg.dynos, prepared: map[string]time.Time{}}
 	if dynos != nil {
@@ -102,7 +115,7 @@ func startRegistry(ctx context.Context, cfg *serverConfig, p *platform.Platform,
 		defer close(done)
 		rel.gcLoop(gctx, rc.keepReleases, rc.gcInterval, log)
 	}()
-	log.Info("registry started", "addr", host)
+	log.Info("registry started", "addr", host, "tls", rc.tls)
 	return rel, func() {
 		cancel()
 		<-done
@@ -253,5 +266,24 @@ func (r *releaser) gcLoop(ctx context.Context, keepReleases int, interval time.D
 		case <-t.C:
 			r.gc(ctx, keepReleases, log)
 		}
+	}
+}
+
+// renewing serves a certificate for names from ca, issuing a new one when
+// the current one has less than a day to live.
+func renewing(ca *pki.CA, names []string) func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	var mu sync.Mutex
+	var cert *tls.Certificate
+	return func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if cert == nil || time.Until(cert.Leaf.NotAfter) < 24*time.Hour {
+			c, err := ca.Issue(names, 90*24*time.Hour)
+			if err != nil {
+				return nil, err
+			}
+			cert = c
+		}
+		return cert, nil
 	}
 }

@@ -213,7 +213,7 @@ func runServer(args []string) error {
 	}
 	apiCfg.Logs = logs // Logplex.
 	var stopRegistry func()
-	if apiCfg.Images, stopRegistry, err = startRegistry(ctx, cfg, p, images, dynos, log); err != nil {
+	if apiCfg.Images, stopRegistry, err = startRegistry(ctx, cfg, p, images, dynos, ca, log); err != nil {
 		ln.Close()
 		return err
 	}

@@ -395,3 +395,42 @@ func TestRegistryCrash(t *testing.T) {
 		t.Errorf("the blob after its upload answers %d", code)
 	}
 }
+
+// TestRegistryTLS serves the registry over HTTPS with a certificate from
+// the server's local CA, which clients trust through its ca.pem.
+func TestRegistryTLS(t *testing.T) {
+	t.Parallel()
+	dataDir := t.TempDir()
+	s := startServerIn(t, dataDir, true, append(withRegistry, "--registry-tls=true")...)
+	tok := s.AdminToken
+	s.skiff(t, tok, "apps:create", "tlsapp")
+	ca := filepath.Join(dataDir, "pki", "ca.pem")
+	certs := t.TempDir()
+	b, err := os.ReadFile(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(certs, "ca.crt"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	layout := imagetest.BuildGo(t, versionApp, imagetest.WithEnv("VERSION=tls"))
+	out, err := exec.Command("skopeo", "copy", "--dest-cert-dir", certs, "--dest-creds", "_:"+tok,
+		"oci:"+layout, "docker://"+s.Registry+"/tlsapp/web:latest").CombinedOutput()
+	if err != nil {
+		t.Fatalf("skopeo push over TLS: %v\n%s", err, out)
+	}
+	// Without the CA, the certificate is refused.
+	out, err = exec.Command("skopeo", "inspect", "--creds", "_:"+tok, "docker://"+s.Registry+"/tlsapp/web:latest").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "certificate") {
+		t.Errorf("skopeo without the CA: %v\n%s", err, out)
+	}
+	// The skiff client trusts it through SSL_CERT_FILE.
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "SKIFF_API_URL=" + s.URL, "SKIFF_API_KEY=" + tok,
+		"SSL_CERT_FILE=" + ca}
+	res := runProcess(t, skiffBinary(t), []string{"container:release", "web", "--registry", s.Registry, "-a", "tlsapp"}, env, nil)
+	if res.Code != 0 {
+		t.Fatalf("skiff container:release over TLS: %s", res.Stderr)
+	}
+	res = s.skiff(t, tok, "releases", "-a", "tlsapp")
+	wantContains(t, res, "stdout", "Deploy "+strings.TrimPrefix(imageID(t, layout), "sha256:")[:8])
+}
