@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -534,5 +535,50 @@ func TestMultiPlatform(t *testing.T) {
 		map[string]string{"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
 	if r.status != 200 || !strings.Contains(r.body, hostCfg.String()) {
 		t.Errorf("docker-only read of an index: %d %s", r.status, r.body)
+	}
+}
+
+// TestHerokuManifestRead reads a manifest exactly as `heroku
+// container:release` does: Basic with an empty user name, Docker v2 only.
+func TestHerokuManifestRead(t *testing.T) {
+	_, srv := newRegistry(t, "")
+	img := testImage(t, "heroku") // OCI media types, as crane and buildkit push
+	push(t, srv, aliceToken, "myapp/web:latest", img)
+	cfg, _ := img.ConfigName()
+	req, _ := http.NewRequest("GET", srv.URL+"/v2/myapp/web/manifests/latest", nil)
+	req.Header.Set("Accept", "application/vnd.docker.distribution.manifest.v2+json")
+	req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(":"+aliceToken)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m struct {
+		SchemaVersion int
+		Config        struct{ Digest string }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || resp.StatusCode != 200 || m.SchemaVersion != 2 || m.Config.Digest != cfg.String() {
+		t.Fatalf("status %d, manifest %+v, %v; want config %s", resp.StatusCode, m, err, cfg)
+	}
+}
+
+// TestCatalogPages lists an account's repositories a page at a time.
+func TestCatalogPages(t *testing.T) {
+	_, srv := newRegistry(t, "")
+	img := testImage(t, "catalog")
+	for _, repo := range []string{"myapp/web", "myapp/worker", "other/web"} {
+		push(t, srv, aliceToken, repo+":latest", img)
+	}
+	r := do(t, "GET", srv.URL+"/v2/_catalog?n=2", aliceToken, nil, nil)
+	if r.status != 200 || strings.TrimSpace(r.body) != `{"repositories":["myapp/web","myapp/worker"]}` ||
+		r.header.Get("Link") != `</v2/_catalog?last=myapp%2Fworker&n=2>; rel="next"` {
+		t.Fatalf("first page: %d %s Link %q", r.status, r.body, r.header.Get("Link"))
+	}
+	r = do(t, "GET", srv.URL+"/v2/_catalog?n=2&last=myapp/worker", aliceToken, nil, nil)
+	if strings.TrimSpace(r.body) != `{"repositories":["other/web"]}` || r.header.Get("Link") != "" {
+		t.Fatalf("last page: %s Link %q", r.body, r.header.Get("Link"))
+	}
+	if r := do(t, "GET", srv.URL+"/v2/_catalog", bobToken, nil, nil); strings.TrimSpace(r.body) != `{"repositories":[]}` {
+		t.Errorf("bob's catalog: %s", r.body)
 	}
 }
