@@ -58,6 +58,12 @@ func (s *Server) routes() {
 	s.handle("POST /apps/{app}/log-input", s.ingestLogs)
 	s.mux.HandleFunc("GET /logstream/{id}", s.logStream)
 
+	// Log drains.
+	s.handle("POST /apps/{app}/log-drains", s.createDrain)
+	s.handle("GET /apps/{app}/log-drains", s.listDrains)
+	s.handle("GET /apps/{app}/log-drains/{drain}", s.getDrain)
+	s.handle("DELETE /apps/{app}/log-drains/{drain}", s.deleteDrain)
+
 	// Platform catalogue.
 	s.handle("GET /regions", s.listRegions)
 	s.handle("GET /regions/{region}", s.getRegion)
