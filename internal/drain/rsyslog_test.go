@@ -1,0 +1,98 @@
+package drain
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// rsyslog is a Debian rsyslogd run by a test: imtcp (with the gtls driver
+// when certified) on a port the kernel picks, every message written to a
+// file as HOSTNAME|APP-NAME|PROCID|MSGID|SD|PRI|TIMESTAMP|MSG.
+type rsyslog struct {
+	addr string
+	out  string
+}
+
+func startRsyslog(t *testing.T, cert *tls.Certificate) *rsyslog {
+	t.Helper()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.log")
+	portFile := filepath.Join(dir, "port")
+	var global, input string
+	if cert != nil {
+		certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+		writePEM(t, certFile, "CERTIFICATE", cert.Certificate[0])
+		key, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writePEM(t, keyFile, "PRIVATE KEY", key)
+		global = fmt.Sprintf(` defaultNetstreamDriver="gtls" defaultNetstreamDriverCertFile=%q defaultNetstreamDriverKeyFile=%q defaultNetstreamDriverCAFile=%q`,
+			certFile, keyFile, certFile)
+		input = ` streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="anon"`
+	}
+	conf := fmt.Sprintf(`global(workDirectory=%q maxMessageSize="64k"%s)
+module(load="imtcp"%s)
+template(name="t" type="string" string="%%HOSTNAME%%|%%APP-NAME%%|%%PROCID%%|%%MSGID%%|%%STRUCTURED-DATA%%|%%PRI%%|%%TIMESTAMP:::date-rfc3339%%|%%msg%%\n")
+ruleset(name="r") { action(type="omfile" file=%q template="t") }
+input(type="imtcp" port="0" listenPortFileName=%q ruleset="r")
+`, dir, global, input, out, portFile)
+	confFile := filepath.Join(dir, "rsyslog.conf")
+	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("rsyslogd", "-n", "-f", confFile, "-i", filepath.Join(dir, "pid"))
+	var stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("rsyslogd: %v", err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("rsyslogd output:\n%s", stderr.String())
+		}
+	})
+	for range 500 {
+		if b, err := os.ReadFile(portFile); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+			return &rsyslog{addr: "127.0.0.1:" + strings.TrimSpace(string(b)), out: out}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("rsyslogd did not start:\n%s", stderr.String())
+	return nil
+}
+
+func writePEM(t *testing.T, path, typ string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// lines returns what rsyslog wrote so far, waiting until it has n lines.
+func (r *rsyslog) lines(t *testing.T, n int) []string {
+	t.Helper()
+	var got []string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		b, _ := os.ReadFile(r.out)
+		got = strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+		if len(b) == 0 {
+			got = nil
+		}
+		if len(got) >= n {
+			return got
+		}
+	}
+	t.Fatalf("rsyslog received %d lines, want %d: %q", len(got), n, got)
+	return nil
+}
