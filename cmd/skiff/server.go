@@ -50,6 +50,8 @@ type serverConfig struct {
 	dynoSubnet string
 
 	logStreamMax time.Duration // Logplex: tail streams end after this long and clients reconnect (0: never)
+	drainCAFile  string        // drains: extra trusted roots for syslog+tls and https drains
+	metricsAddr  string        // GET /metrics (Prometheus text) listens here; "": off
 }
 
 func defaultDataDir() string {
@@ -93,6 +95,8 @@ func parseServerFlags(args []string) (*serverConfig, error) {
 	str(&maxDynos, "max-dynos", "SKIFF_MAX_DYNOS", "100", "dynos one app may run, all process types together")
 	var logStreamMax string // Logplex.
 	str(&logStreamMax, "log-stream-max", "SKIFF_LOG_STREAM_MAX", "0", "end log tail streams after this long; clients reconnect without loss (0: never)")
+	str(&c.drainCAFile, "drain-ca-file", "SKIFF_DRAIN_CA_FILE", "", "PEM certificates trusted by TLS log drains besides the system's roots")
+	str(&c.metricsAddr, "metrics-addr", "SKIFF_METRICS_ADDR", "", "address of the metrics endpoint (GET /metrics, Prometheus text format); empty: none")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: skiff server [flags]\n\nRuns the Skiff API with embedded defaults (SQLite under --data-dir).\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -176,6 +180,18 @@ func runServer(args []string) error {
 	}
 	defer logs.Close()
 	context.AfterFunc(ctx, logs.EndStreams) // open tail streams must not hold up the HTTP shutdown
+	drains, stopDrains, err := startDrains(ctx, cfg.drainCAFile, p, bus, logs, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopDrains()
+	stopMetrics, err := startMetrics(cfg.metricsAddr, log, logs, drains)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopMetrics()
 	// End of Logplex.
 
 	var dynos *dyno.Manager

@@ -3,11 +3,9 @@ package drain
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
@@ -15,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiffhq/skiff/internal/drain/draintest"
 	"github.com/skiffhq/skiff/internal/logplex"
 	"github.com/skiffhq/skiff/internal/pki"
 	"github.com/skiffhq/skiff/internal/platform"
@@ -166,8 +165,8 @@ func TestSyslogToRsyslog(t *testing.T) {
 				}
 				scheme = "syslog+tls"
 			}
-			r := startRsyslog(t, cert)
-			m, logs := start(t, scheme+"://"+r.addr, func(c *Config) {
+			r := draintest.StartRsyslog(t, cert)
+			m, logs := start(t, scheme+"://"+r.Addr, func(c *Config) {
 				if ca != nil {
 					c.RootCAs = ca.Pool()
 				}
@@ -177,7 +176,7 @@ func TestSyslogToRsyslog(t *testing.T) {
 				{Time: t0 + 1, Source: "heroku", Dyno: "router", Message: `at=info method=GET path="/"`},
 			})
 			deliver(m, 0, 500)
-			got := r.lines(t, 502)
+			got := r.Lines(t, 502)
 			want := []string{
 				testToken + "|app|web.1|-|-|190|2024-05-01T12:00:00.123456+00:00|Hello ünïcode [x] = y",
 				testToken + `|heroku|router|-|-|158|2024-05-01T12:00:00.123457+00:00|at=info method=GET path="/"`,
@@ -217,10 +216,10 @@ func TestSyslogBadCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := startRsyslog(t, cert)
-	m, logs := start(t, "syslog+tls://"+r.addr, func(c *Config) { c.RootCAs = trusted.Pool() })
+	r := draintest.StartRsyslog(t, cert)
+	m, logs := start(t, "syslog+tls://"+r.Addr, func(c *Config) { c.RootCAs = trusted.Pool() })
 	deliver(m, 0, 10)
-	want := `heroku[logplex]: Error L14 (certificate validation): error="bad certificate" uri="syslog+tls://` + r.addr + `/"`
+	want := `heroku[logplex]: Error L14 (certificate validation): error="bad certificate" uri="syslog+tls://` + r.Addr + `/"`
 	waitFor(t, "an L14 line", func() bool { l := logs.get(); return len(l) > 0 && l[0] == want })
 	if st := m.Stats(); st[0].Delivered != 0 || st[0].Errors == 0 {
 		t.Errorf("stats = %+v", st)
@@ -305,14 +304,8 @@ func startReceiver(t *testing.T, rc *receiver) (string, *pki.CA) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := ca.Issue([]string{"127.0.0.1"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(rc)
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{*cert}}
-	srv.StartTLS()
-	t.Cleanup(func() {
+	srv := draintest.ServeTLS(t, rc, ca)
+	t.Cleanup(func() { // before the server closes: it waits for its handlers
 		if rc.stall != nil {
 			select {
 			case <-rc.stall:
@@ -320,7 +313,6 @@ func startReceiver(t *testing.T, rc *receiver) (string, *pki.CA) {
 				close(rc.stall)
 			}
 		}
-		srv.Close()
 	})
 	return "https://user:pa%3Ass@" + srv.Listener.Addr().String() + "/logs?x=1", ca
 }
@@ -480,5 +472,4 @@ func TestDrainChanges(t *testing.T) {
 	if n := len(rc.got()); n != 5 {
 		t.Errorf("a removed drain delivered %d lines", n-5)
 	}
-	_ = fmt.Sprint()
 }

@@ -1,4 +1,6 @@
-package drain
+// Package draintest runs real syslog receivers (Debian rsyslogd) for the
+// tests of log drains.
+package draintest
 
 import (
 	"crypto/tls"
@@ -7,21 +9,25 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/skiffhq/skiff/internal/pki"
 )
 
-// rsyslog is a Debian rsyslogd run by a test: imtcp (with the gtls driver
+// Rsyslog is a Debian rsyslogd run by a test: imtcp (with the gtls driver
 // when certified) on a port the kernel picks, every message written to a
 // file as HOSTNAME|APP-NAME|PROCID|MSGID|SD|PRI|TIMESTAMP|MSG.
-type rsyslog struct {
-	addr string
-	out  string
+type Rsyslog struct {
+	Addr string // host:port of its imtcp input
+	Out  string // the file it writes
 }
 
-func startRsyslog(t *testing.T, cert *tls.Certificate) *rsyslog {
+func StartRsyslog(t *testing.T, cert *tls.Certificate) *Rsyslog {
 	t.Helper()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out.log")
@@ -64,7 +70,7 @@ input(type="imtcp" port="0" listenPortFileName=%q ruleset="r")
 	})
 	for range 500 {
 		if b, err := os.ReadFile(portFile); err == nil && len(strings.TrimSpace(string(b))) > 0 {
-			return &rsyslog{addr: "127.0.0.1:" + strings.TrimSpace(string(b)), out: out}
+			return &Rsyslog{Addr: "127.0.0.1:" + strings.TrimSpace(string(b)), Out: out}
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -79,20 +85,39 @@ func writePEM(t *testing.T, path, typ string, der []byte) {
 	}
 }
 
-// lines returns what rsyslog wrote so far, waiting until it has n lines.
-func (r *rsyslog) lines(t *testing.T, n int) []string {
+// Lines returns what rsyslog wrote so far, waiting until it has n lines.
+func (r *Rsyslog) Lines(t *testing.T, n int) []string {
 	t.Helper()
 	var got []string
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		b, _ := os.ReadFile(r.out)
-		got = strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
-		if len(b) == 0 {
-			got = nil
-		}
-		if len(got) >= n {
+		if got = r.Read(); len(got) >= n {
 			return got
 		}
 	}
 	t.Fatalf("rsyslog received %d lines, want %d: %q", len(got), n, got)
 	return nil
+}
+
+// Read returns what rsyslog wrote so far.
+func (r *Rsyslog) Read() []string {
+	b, _ := os.ReadFile(r.Out)
+	if len(b) == 0 {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+}
+
+// ServeTLS serves h over HTTPS on a kernel-chosen loopback port with a
+// certificate for 127.0.0.1 from ca, until the test ends.
+func ServeTLS(t *testing.T, h http.Handler, ca *pki.CA) *httptest.Server {
+	t.Helper()
+	cert, err := ca.Issue([]string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{*cert}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv
 }
