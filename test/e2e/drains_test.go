@@ -50,7 +50,12 @@ func TestDrains(t *testing.T) {
 		wantContains(t, h.ok(t, "drains:add", u, "-a", app), "stdout", u)
 	}
 	list := h.ok(t, "drains", "-a", app)
-	tokens := wantMatchAll(t, list.stream("stdout"), `d\.[0-9a-f-]{36}`, 3)
+	wantMatchAll(t, list.stream("stdout"), `d\.[0-9a-f-]{36}`, 3)
+	m := regexp.MustCompile(regexp.QuoteMeta(stuckURL) + `\W+(d\.[0-9a-f-]{36})`).FindStringSubmatch(list.stream("stdout"))
+	if m == nil {
+		t.Fatalf("heroku drains names no token for %s", stuckURL)
+	}
+	stuckToken := m[1]
 	for _, u := range []string{syslogURL, httpsURL, stuckURL} {
 		wantContains(t, list, "stdout", u)
 	}
@@ -125,14 +130,8 @@ func TestDrains(t *testing.T) {
 
 	// Metrics: the stuck drain dropped, and says so.
 	metrics := scrape(t, s)
-	stuckToken := ""
-	for _, tok := range tokens {
-		if regexp.MustCompile(`skiff_drain_lines_dropped_total\{[^}]*drain="` + regexp.QuoteMeta(tok) + `"[^}]*\} [1-9]`).MatchString(metrics) {
-			stuckToken = tok
-		}
-	}
-	if stuckToken == "" {
-		t.Errorf("no drain reports dropped lines in the metrics:\n%s", metrics)
+	if !regexp.MustCompile(`skiff_drain_lines_dropped_total\{[^}]*drain="` + regexp.QuoteMeta(stuckToken) + `"[^}]*\} [1-9]`).MatchString(metrics) {
+		t.Errorf("the stuck drain reports no dropped lines in the metrics:\n%s", metrics)
 	}
 	for _, want := range []string{"skiff_logplex_lines_in_total ", "skiff_drains 3", "# TYPE skiff_drain_lines_delivered_total counter"} {
 		if !strings.Contains(metrics, want) {
@@ -148,6 +147,24 @@ func TestDrains(t *testing.T) {
 	wantNotContains(t, list, "stdout", httpsURL)
 	wantNotContains(t, list, "stdout", stuckToken)
 	h.fails(t, "drains:remove", stuckToken, "-a", app)
+
+	// The same with the skiff client.
+	sk := func(args ...string) result {
+		t.Helper()
+		r := s.skiff(t, s.AdminToken, append(args, "-a", app)...)
+		if r.Code != 0 {
+			t.Fatalf("%s", r.describe("0"))
+		}
+		return r
+	}
+	const extra = "https://u:p@127.0.0.1:1/x?y=%2F"
+	wantContains(t, sk("drains:add", extra), "stdout", "Successfully added drain "+extra)
+	wantContains(t, sk("drains"), "stdout", extra+" (d.")
+	wantContains(t, sk("drains:remove", extra), "stdout", "Successfully removed drain "+extra)
+	wantNotContains(t, sk("drains"), "stdout", extra)
+	if r := s.skiff(t, s.AdminToken, "drains:remove", extra, "-a", app); r.Code == 0 {
+		t.Errorf("%s", r.describe("a failure"))
+	}
 }
 
 // wantMatchAll returns the distinct matches of re in s, failing unless
