@@ -1,0 +1,44 @@
+package dyno
+
+import (
+	"regexp"
+	"testing"
+	"time"
+)
+
+func TestLogRuntimeMetrics(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config) { c.MemoryCheck = 10 * time.Millisecond })
+	app := e.app("metered", "")
+	e.config("metered", "MEM", "100")
+	e.eventually("on v4", func() bool { return states(e.m.Dynos(app.ID)) == "web.1=up@v4" })
+	time.Sleep(50 * time.Millisecond)
+	if n := e.logs.count("sample#"); n != 0 {
+		t.Fatalf("%d sample lines without the feature", n)
+	}
+	if _, err := e.p.SetAppFeature(e.ctx, e.admin, "metered", "log-runtime-metrics", true); err != nil {
+		t.Fatal(err)
+	}
+	id := `heroku\.` + regexp.QuoteMeta(app.ID) + `\.[0-9a-f-]{36}`
+	load := regexp.MustCompile(`^heroku\[web\.1\]: source=web\.1 dyno=(` + id + `) sample#load_avg_1m=\d+\.\d\d sample#load_avg_5m=\d+\.\d\d sample#load_avg_15m=\d+\.\d\d$`)
+	mem := regexp.MustCompile(`^heroku\[web\.1\]: source=web\.1 dyno=(` + id + `) sample#memory_total=100\.00MB sample#memory_rss=100\.00MB sample#memory_cache=0\.00MB sample#memory_swap=0\.00MB sample#memory_pgpgin=0pages sample#memory_pgpgout=0pages sample#memory_quota=512\.00MB$`)
+	runs := func() map[string]bool {
+		e.logs.mu.Lock()
+		defer e.logs.mu.Unlock()
+		ids := map[string]bool{}
+		for i, l := range e.logs.lines {
+			if m := load.FindStringSubmatch(l); m != nil && i+1 < len(e.logs.lines) {
+				if mm := mem.FindStringSubmatch(e.logs.lines[i+1]); mm != nil && mm[1] == m[1] {
+					ids[m[1]] = true
+				}
+			}
+		}
+		return ids
+	}
+	// The feature takes effect when the dynos restart, as on Heroku; each
+	// run has its own dyno= id.
+	e.config("metered", "A", "1")
+	e.eventually("samples of one run", func() bool { return len(runs()) == 1 })
+	e.config("metered", "A", "2")
+	e.eventually("samples of a second run", func() bool { return len(runs()) == 2 })
+}
