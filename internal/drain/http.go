@@ -61,8 +61,7 @@ func (s *httpSender) run(d *drain) {
 			if !d.wait() {
 				return
 			}
-			// Gather lines for a while: fewer, fuller batches.
-			if d.buf.len() < httpLines && !d.sleep(d.m.cfg.FlushInterval) {
+			if !s.gather(d) {
 				return
 			}
 			continue
@@ -99,6 +98,24 @@ func (s *httpSender) run(d *drain) {
 		}
 		clear(lines)
 	}
+}
+
+// gather waits up to FlushInterval for more lines, for fewer and fuller
+// batches, but no longer than until half the buffer is full: a burst is
+// sent at once rather than dropped. It returns false when the drain closes.
+func (s *httpSender) gather(d *drain) bool {
+	t := time.NewTimer(d.m.cfg.FlushInterval)
+	defer t.Stop()
+	for d.buf.len() < d.m.cfg.Buffer/2 {
+		select {
+		case <-d.quit:
+			return false
+		case <-t.C:
+			return true
+		case <-d.buf.wake:
+		}
+	}
+	return true
 }
 
 // post sends one batch; the same frame id on every attempt lets the

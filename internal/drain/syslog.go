@@ -12,8 +12,8 @@ import (
 
 // syslogWrite bounds the lines of one write to a syslog drain.
 const (
-	syslogLines = 256
-	syslogBytes = 64 << 10
+	syslogLines = 1024
+	syslogBytes = 256 << 10
 )
 
 // syslogSender writes octet-counted RFC 5424 messages to a syslog or
