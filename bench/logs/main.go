@@ -10,6 +10,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -33,10 +34,15 @@ import (
 	"time"
 
 	"github.com/skiffhq/skiff/bench/skiffserver"
+	"github.com/skiffhq/skiff/internal/image"
 	"github.com/skiffhq/skiff/internal/pki"
 )
 
 type options struct {
+	dynos       bool
+	dynoLines   int
+	bridge      string
+	subnet      string
 	skiff       string
 	workdir     string
 	lines       int
@@ -53,6 +59,10 @@ func main() {
 	flag.IntVar(&o.batch, "batch", 100, "lines per log-input request (and per rsyslog write)")
 	flag.IntVar(&o.concurrency, "concurrency", 4, "client connections sending at once")
 	flag.DurationVar(&o.tail, "tail", 5*time.Second, "length of the tail latency measurement")
+	flag.BoolVar(&o.dynos, "dynos", true, "also measure a dyno's output (needs root and runc)")
+	flag.IntVar(&o.dynoLines, "dyno-lines", 200000, "lines the dyno writes to stdout at once")
+	flag.StringVar(&o.bridge, "bridge", "skdrbench", "dyno bridge of the benchmarked server; must not exist yet")
+	flag.StringVar(&o.subnet, "subnet", "10.213.242.0/24", "dyno subnet of the benchmarked server")
 	flag.Parse()
 	if o.lines < o.batch || o.batch < 1 || o.concurrency < 1 || o.tail <= 0 {
 		fatalf("-lines ≥ -batch ≥ 1, -concurrency ≥ 1 and -tail > 0, please")
@@ -136,9 +146,19 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	srv, err := skiffserver.Start(ctx, skiffserver.Options{Binary: bin, Dir: dir, DataDir: filepath.Join(dir, "data"),
-		Args: []string{"--dynos=false", "--rate-limit", "100000000", "--drain-ca-file", filepath.Join(dir, "ca", pki.CertFile),
-			"--metrics-addr", metricsAddr},
+	dataDir := filepath.Join(dir, "data")
+	args := []string{"--dynos=false", "--rate-limit", "100000000", "--drain-ca-file", filepath.Join(dir, "ca", pki.CertFile),
+		"--metrics-addr", metricsAddr}
+	var imageID string
+	if o.dynos {
+		logf("building the dyno image")
+		if imageID, err = importImage(dir, dataDir); err != nil {
+			return err
+		}
+		args = append(args, "--dynos=true", "--dyno-bridge", o.bridge, "--dyno-subnet", o.subnet)
+	}
+	srv, err := skiffserver.Start(ctx, skiffserver.Options{Binary: bin, Dir: dir, DataDir: dataDir,
+		Args:         args,
 		StartTimeout: time.Minute, StopTimeout: 30 * time.Second})
 	if err != nil {
 		return err
@@ -212,7 +232,100 @@ func run(ctx context.Context, o options) error {
 		final["skiff_logplex_lines_stored_total"]-before["skiff_logplex_lines_stored_total"],
 		final["skiff_logplex_dropped_queue_total"]-before["skiff_logplex_dropped_queue_total"])
 	printDrains(before, final)
+
+	if o.dynos {
+		if err := c.dynoIngest(app, imageID, metricsAddr, o, peerRate); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// dynoApp writes $LINES lines to stdout at once, then idles.
+const dynoApp = `package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+)
+
+func main() {
+	n, _ := strconv.Atoi(os.Getenv("LINES"))
+	w := bufio.NewWriterSize(os.Stdout, 1<<16)
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(w, "dyno line %09d padding-to-a-typical-log-line-length-of-about-a-hundred-bytes..\n", i)
+	}
+	w.Flush()
+	for {
+		time.Sleep(time.Hour)
+	}
+}
+`
+
+func importImage(dir, dataDir string) (string, error) {
+	layout, err := skiffserver.BuildImage(dir, dynoApp)
+	if err != nil {
+		return "", err
+	}
+	store, err := image.Open(filepath.Join(dataDir, "images"))
+	if err != nil {
+		return "", err
+	}
+	refs, err := store.ImportLayout(layout)
+	if err != nil {
+		return "", fmt.Errorf("import the dyno image: %w", err)
+	}
+	return refs[0].ID, nil
+}
+
+// dynoIngest runs one worker dyno that writes o.dynoLines lines at once and
+// measures, from the metrics, how fast they are committed.
+func (c *client) dynoIngest(app, imageID, metricsAddr string, o options, peerRate float64) error {
+	if err := c.json("PATCH", "/apps/"+app+"/config-vars", map[string]string{"LINES": strconv.Itoa(o.dynoLines)}, nil); err != nil {
+		return err
+	}
+	base, err := scrape(metricsAddr)
+	if err != nil {
+		return err
+	}
+	logf("skiff: a worker dyno writes %d lines to stdout at once", o.dynoLines)
+	if err := c.jsonAs("PATCH", "/apps/"+app+"/formation", "application/vnd.heroku+json; version=3.docker-releases",
+		map[string]any{"updates": []map[string]any{{"type": "worker", "docker_image": imageID, "quantity": 1}}}); err != nil {
+		return err
+	}
+	var t0 time.Time
+	var m map[string]float64
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		if m, err = scrape(metricsAddr); err != nil {
+			return err
+		}
+		stored := m["skiff_logplex_lines_stored_total"] - base["skiff_logplex_lines_stored_total"]
+		dropped := m["skiff_logplex_dropped_queue_total"] - base["skiff_logplex_dropped_queue_total"]
+		if t0.IsZero() && stored > 10 {
+			t0 = time.Now()
+		}
+		if stored+dropped >= float64(o.dynoLines) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the dyno's lines did not arrive: %.0f stored", stored)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	took := time.Since(t0).Seconds()
+	stored := m["skiff_logplex_lines_stored_total"] - base["skiff_logplex_lines_stored_total"]
+	dropped := m["skiff_logplex_dropped_queue_total"] - base["skiff_logplex_dropped_queue_total"]
+	fmt.Printf("dyno output (%d lines written at once to stdout; the first committed line starts the clock)\n", o.dynoLines)
+	fmt.Printf("  %-44s %12.0f lines/s  (%.2f× rsyslog)\n", "skiff dyno stdout, read", (stored+dropped)/took, (stored+dropped)/took/peerRate)
+	fmt.Printf("  %-44s %12.0f lines/s  (%.2f× rsyslog)  stored %.0f, queue drops %.0f\n", "skiff dyno stdout, committed", stored/took, stored/took/peerRate, stored, dropped)
+	time.Sleep(2 * time.Second)
+	final, _ := scrape(metricsAddr)
+	printDrains(base, final)
+	return c.jsonAs("PATCH", "/apps/"+app+"/formation", "", map[string]any{"updates": []map[string]any{{"type": "worker", "quantity": 0}}})
 }
 
 // printDrains prints each drain's delivered and dropped lines between two
@@ -385,6 +498,28 @@ func (c *client) do(method, path, ctype string, body []byte) (*http.Response, er
 	req.Header.Set("Accept", "application/vnd.heroku+json; version=3")
 	req.Header.Set("Content-Type", ctype)
 	return c.http.Do(req)
+}
+
+// jsonAs sends a JSON request with another Accept header (a variant).
+func (c *client) jsonAs(method, path, accept string, in any) error {
+	b, _ := json.Marshal(in)
+	req, err := http.NewRequest(method, c.url+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", cmp.Or(accept, "application/vnd.heroku+json; version=3"))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, body)
+	}
+	return nil
 }
 
 func (c *client) json(method, path string, in, out any) error {
