@@ -25,7 +25,6 @@ import (
 	"log/slog"
 	"net/url"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -407,10 +406,14 @@ func (d *drain) sent(lines []logplex.Line, l10 loss) {
 }
 
 // l14 reports into the app's log that the drain's certificate does not
-// verify, in Heroku's words.
+// verify, in Heroku's words (a URL without a path is written with "/").
 func (d *drain) l14() {
+	uri := d.redacted()
+	if d.u.Path == "" && d.u.RawQuery == "" {
+		uri += "/"
+	}
 	d.m.cfg.Logs.Log(d.appID, "", "heroku", "logplex",
-		`Error L14 (certificate validation): error="bad certificate" uri="`+strings.TrimSuffix(d.redacted(), "/")+`/"`)
+		`Error L14 (certificate validation): error="bad certificate" uri="`+uri+`"`)
 }
 
 // redacted is the drain's URL without credentials, for logs and L14 lines.

@@ -226,6 +226,24 @@ func TestSyslogBadCertificate(t *testing.T) {
 	}
 }
 
+func TestHTTPSBadCertificate(t *testing.T) {
+	t.Parallel()
+	u, _ := startReceiver(t, &receiver{})
+	trusted, err := pki.Open(t.TempDir(), "Trusted CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, logs := start(t, u, func(c *Config) { c.RootCAs = trusted.Pool() })
+	deliver(m, 0, 10)
+	want := `heroku[logplex]: Error L14 (certificate validation): error="bad certificate" uri="` + strings.Replace(u, "user:pa%3Ass@", "", 1) + `"`
+	waitFor(t, "an L14 line", func() bool { l := logs.get(); return len(l) > 0 && l[0] == want })
+	for _, l := range logs.get() {
+		if strings.Contains(l, "user:") {
+			t.Errorf("L14 line shows the drain's credentials: %q", l)
+		}
+	}
+}
+
 // receiver is an HTTPS drain endpoint that checks what Logplex promises
 // and keeps each frame once, by Logplex-Frame-Id.
 type receiver struct {
