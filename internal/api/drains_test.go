@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -64,6 +65,20 @@ func TestDrains(t *testing.T) {
 	}
 	e.must(http.StatusOK, "DELETE", "/apps/drained/log-drains/"+list[0].Token, e.admin.Token, nil)
 	e.must(http.StatusCreated, "POST", "/apps/drained/log-drains", e.admin.Token, map[string]any{"url": https})
+
+	// What the delivery loop reads at start and on each change.
+	all, err := e.p.AllDrains(context.Background())
+	if err != nil || len(all) != 4 {
+		t.Fatalf("AllDrains = %d drains, %v; want 4", len(all), err)
+	}
+	app, err := e.p.AppDrains(context.Background(), created.App.ID)
+	if err != nil || len(app) != 4 || app[3].URL != https {
+		t.Fatalf("AppDrains = %+v, %v", app, err)
+	}
+	e.must(http.StatusOK, "DELETE", "/apps/drained", e.admin.Token, nil)
+	if all, err := e.p.AllDrains(context.Background()); err != nil || len(all) != 0 {
+		t.Errorf("after the app's destruction AllDrains = %d drains, %v", len(all), err)
+	}
 }
 
 func TestDrainBadURLs(t *testing.T) {
