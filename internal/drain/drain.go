@@ -305,8 +305,8 @@ type drain struct {
 	u     *url.URL
 	buf   *buffer
 	c     counters
-	quit  chan struct{}
-	once  sync.Once
+	ctx   context.Context // done when the drain is removed or the manager closes
+	stop  context.CancelFunc
 	send  sender
 	fails int // consecutive failures, for the back-off
 }
@@ -322,7 +322,8 @@ func (m *Manager) newDrain(pd *platform.Drain) (*drain, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &drain{m: m, id: pd.ID, appID: pd.AppID, token: pd.Token, u: u, buf: newBuffer(m.cfg.Buffer), quit: make(chan struct{})}
+	d := &drain{m: m, id: pd.ID, appID: pd.AppID, token: pd.Token, u: u, buf: newBuffer(m.cfg.Buffer)}
+	d.ctx, d.stop = context.WithCancel(context.Background())
 	switch u.Scheme {
 	case "syslog", "syslog+tls":
 		d.send = &syslogSender{}
@@ -336,14 +337,15 @@ func (m *Manager) newDrain(pd *platform.Drain) (*drain, error) {
 
 func (d *drain) run() { d.send.run(d) }
 
+// close stops the drain; what it holds is discarded.
 func (d *drain) close() {
-	d.once.Do(func() { close(d.quit) })
+	d.stop() // also cuts off a connection or request in progress
 }
 
 // wait blocks until lines arrive or the drain closes; false when closed.
 func (d *drain) wait() bool {
 	select {
-	case <-d.quit:
+	case <-d.ctx.Done():
 		return false
 	case <-d.buf.wake:
 		return true
@@ -355,7 +357,7 @@ func (d *drain) sleep(t time.Duration) bool {
 	tm := time.NewTimer(t)
 	defer tm.Stop()
 	select {
-	case <-d.quit:
+	case <-d.ctx.Done():
 		return false
 	case <-tm.C:
 		return true

@@ -467,6 +467,38 @@ func TestDeadDrainNeverBlocks(t *testing.T) {
 	}
 }
 
+// TestStuckDrainCloses: a drain whose receiver never reads is cut off when
+// it is removed, without waiting for its (here endless) send timeout.
+func TestStuckDrainCloses(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c
+		}
+	}()
+	m, _ := start(t, "syslog://"+ln.Addr().String(), func(c *Config) { c.SendTimeout = time.Hour })
+	// Long lines until the socket buffers are full and the sender is stuck
+	// in a write: then its buffer fills up.
+	long := strings.Repeat("x", 9000)
+	waitFor(t, "a stuck sender", func() bool {
+		for range 10 {
+			m.Deliver(testApp, []logplex.Line{{Time: t0, Source: "app", Dyno: "web.1", Message: long}})
+		}
+		time.Sleep(time.Millisecond)
+		return m.Stats()[0].Buffered == DefaultBuffer
+	})
+	c := <-accepted
+	defer c.Close()
+	m.Close() // returns: the blocked write is cut off
+}
+
 func TestDrainChanges(t *testing.T) {
 	t.Parallel()
 	bus := platform.NewBus()

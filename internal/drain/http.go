@@ -108,7 +108,7 @@ func (s *httpSender) gather(d *drain) bool {
 	defer t.Stop()
 	for d.buf.len() < d.m.cfg.Buffer/2 {
 		select {
-		case <-d.quit:
+		case <-d.ctx.Done():
 			return false
 		case <-t.C:
 			return true
@@ -121,7 +121,7 @@ func (s *httpSender) gather(d *drain) bool {
 // post sends one batch; the same frame id on every attempt lets the
 // receiver drop a batch it already has.
 func (s *httpSender) post(d *drain, body []byte, n int, id string) (int, error) {
-	req, err := http.NewRequest(http.MethodPost, s.endpoint, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(d.ctx, http.MethodPost, s.endpoint, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}

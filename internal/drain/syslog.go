@@ -1,6 +1,7 @@
 package drain
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -19,8 +20,9 @@ const (
 // syslogSender writes octet-counted RFC 5424 messages to a syslog or
 // syslog+tls drain over one long-lived connection.
 type syslogSender struct {
-	conn net.Conn
-	dead chan struct{} // closed when the receiver closes the connection
+	conn    net.Conn
+	dead    chan struct{} // closed when the receiver closes the connection
+	unwatch func() bool   // stops cutting conn off when the drain closes
 }
 
 func (s *syslogSender) run(d *drain) {
@@ -79,18 +81,20 @@ func (s *syslogSender) dial(d *drain) error {
 	if d.u.Scheme == "syslog+tls" {
 		cfg := d.m.tls.Clone()
 		cfg.ServerName = d.u.Hostname()
-		conn, err = tls.DialWithDialer(dl, "tcp", d.u.Host, cfg)
+		conn, err = (&tls.Dialer{NetDialer: dl, Config: cfg}).DialContext(d.ctx, "tcp", d.u.Host)
 		if err != nil && badCertificate(err) && d.m.cfg.Logs != nil {
 			d.l14()
 		}
 	} else {
-		conn, err = dl.Dial("tcp", d.u.Host)
+		conn, err = dl.DialContext(d.ctx, "tcp", d.u.Host)
 	}
 	if err != nil {
 		d.m.log.Debug("drains: cannot connect", "drain", d.token, "uri", d.redacted(), "err", err)
 		return err
 	}
 	s.conn, s.dead = conn, make(chan struct{})
+	// A write blocked on a stuck receiver ends when the drain is removed.
+	s.unwatch = context.AfterFunc(d.ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	go func(c net.Conn, dead chan struct{}) {
 		// A syslog receiver never writes; a read returns when it hangs up.
 		var b [256]byte
@@ -106,6 +110,7 @@ func (s *syslogSender) dial(d *drain) error {
 
 func (s *syslogSender) hangUp() {
 	if s.conn != nil {
+		s.unwatch()
 		s.conn.Close()
 		s.conn = nil
 	}
