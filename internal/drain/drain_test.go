@@ -202,6 +202,61 @@ func TestSyslogToRsyslog(t *testing.T) {
 	}
 }
 
+// TestRsyslogStallsThenRecovers: rsyslog stops reading (SIGSTOP) while
+// lines keep coming; once it runs again it gets an L10 line first, and the
+// lines it wrote plus the count the L10 reports are exactly what was sent.
+func TestRsyslogStallsThenRecovers(t *testing.T) {
+	t.Parallel()
+	r := draintest.StartRsyslog(t, nil)
+	m, _ := start(t, "syslog://"+r.Addr, func(c *Config) { c.SendTimeout = time.Minute })
+	deliver(m, 0, 10)
+	r.Lines(t, 10) // connected and flowing
+	if err := r.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	// Long lines until the socket buffers are full and the sender is
+	// stuck in a write; then as many short ones again as the buffer holds.
+	long := strings.Repeat("x", 9000)
+	sent := 10
+	waitFor(t, "a stuck sender", func() bool {
+		for range 10 {
+			m.Deliver(testApp, []logplex.Line{{Time: t0, Source: "app", Dyno: "web.1", Message: "long " + strconv.Itoa(sent) + " " + long}})
+			sent++
+		}
+		time.Sleep(time.Millisecond)
+		return m.Stats()[0].Buffered == DefaultBuffer
+	})
+	deliver(m, sent, sent+3*DefaultBuffer)
+	sent += 3 * DefaultBuffer
+	if err := r.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	l10 := regexp.MustCompile(`\|heroku\|logplex\|-\|-\|172\|[^|]+\|Error L10 \(output buffer overflow\): (\d+) messages dropped since `)
+	var got, reported, firstL10 int
+	waitFor(t, "every line delivered or reported", func() bool {
+		got, reported, firstL10 = 0, 0, -1
+		for i, l := range r.Read() {
+			if m := l10.FindStringSubmatch(l); m != nil {
+				n, _ := strconv.Atoi(m[1])
+				reported += n
+				if firstL10 < 0 {
+					firstL10 = i
+				}
+			} else if strings.Contains(l, "|app|web.1|") {
+				got++
+			}
+		}
+		return got+reported == sent
+	})
+	st := m.Stats()[0]
+	if reported == 0 || uint64(reported) != st.Dropped || uint64(got) != st.Delivered {
+		t.Errorf("rsyslog got %d lines and L10s reporting %d; stats %+v", got, reported, st)
+	}
+	if firstL10 < 10 {
+		t.Errorf("first L10 at line %d", firstL10)
+	}
+}
+
 func TestSyslogBadCertificate(t *testing.T) {
 	t.Parallel()
 	trusted, err := pki.Open(t.TempDir(), "Trusted CA")

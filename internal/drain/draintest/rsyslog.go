@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,7 +26,15 @@ import (
 type Rsyslog struct {
 	Addr string // host:port of its imtcp input
 	Out  string // the file it writes
+	cmd  *exec.Cmd
 }
+
+// Pause stops the rsyslogd process (SIGSTOP): it reads nothing until
+// Resume, as a stalled receiver.
+func (r *Rsyslog) Pause() error { return r.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume lets a paused rsyslogd run again (SIGCONT).
+func (r *Rsyslog) Resume() error { return r.cmd.Process.Signal(syscall.SIGCONT) }
 
 func StartRsyslog(t *testing.T, cert *tls.Certificate) *Rsyslog {
 	t.Helper()
@@ -62,6 +71,7 @@ input(type="imtcp" port="0" listenPortFileName=%q ruleset="r")
 		t.Fatalf("rsyslogd: %v", err)
 	}
 	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGCONT)
 		cmd.Process.Kill()
 		cmd.Wait()
 		if t.Failed() {
@@ -70,7 +80,7 @@ input(type="imtcp" port="0" listenPortFileName=%q ruleset="r")
 	})
 	for range 500 {
 		if b, err := os.ReadFile(portFile); err == nil && len(strings.TrimSpace(string(b))) > 0 {
-			return &Rsyslog{Addr: "127.0.0.1:" + strings.TrimSpace(string(b)), Out: out}
+			return &Rsyslog{Addr: "127.0.0.1:" + strings.TrimSpace(string(b)), Out: out, cmd: cmd}
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
