@@ -50,6 +50,8 @@ type serverConfig struct {
 	dynoSubnet string
 
 	logStreamMax time.Duration // Logplex: tail streams end after this long and clients reconnect (0: never)
+
+	certs certsConfig // the platform's certificate and ACME (certs.go)
 }
 
 func defaultDataDir() string {
@@ -93,6 +95,7 @@ func parseServerFlags(args []string) (*serverConfig, error) {
 	str(&maxDynos, "max-dynos", "SKIFF_MAX_DYNOS", "100", "dynos one app may run, all process types together")
 	var logStreamMax string // Logplex.
 	str(&logStreamMax, "log-stream-max", "SKIFF_LOG_STREAM_MAX", "0", "end log tail streams after this long; clients reconnect without loss (0: never)")
+	c.certs.register(str)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: skiff server [flags]\n\nRuns the Skiff API with embedded defaults (SQLite under --data-dir).\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -115,6 +118,9 @@ func parseServerFlags(args []string) (*serverConfig, error) {
 	}
 	if c.logStreamMax, err = time.ParseDuration(logStreamMax); err != nil || c.logStreamMax < 0 { // Logplex.
 		return nil, fmt.Errorf("--log-stream-max %q: want a duration such as 30m, or 0", logStreamMax)
+	}
+	if err := c.certs.check(); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -158,7 +164,11 @@ func runServer(args []string) error {
 	defer stop()
 
 	bus := platform.NewBus()
-	p := platform.New(db, bus, platform.WithLimits(platform.Limits{MaxDynos: cfg.maxDynos}))
+	p := platform.New(db, bus, platform.WithLimits(platform.Limits{MaxDynos: cfg.maxDynos}), platform.WithBaseDomain(cfg.baseDomain))
+	// Certificates: GetCertificate and ChallengeHandler are for the router.
+	if _, err := startCerts(ctx, cfg, p, bus, ca, log); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.apiAddr)
 	if err != nil {
