@@ -248,4 +248,3 @@ func writeCert(t *testing.T, ca *pki.CA, dir, base string, names ...string) (crt
 	}
 	return crtPath, keyPath
 }
-
