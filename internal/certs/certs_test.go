@@ -368,3 +368,20 @@ func serve(t *testing.T, m *Manager, sni string) *x509.Certificate {
 	defer c.Close()
 	return c.ConnectionState().PeerCertificates[0]
 }
+
+// TestGetCertificateDoesNotAllocate guards the handshake hot path.
+func TestGetCertificateDoesNotAllocate(t *testing.T) {
+	f := newFixture(t)
+	f.app(t, "shop", "www.shop.example", "*.wild.example")
+	f.upload(t, "shop", "www.shop.example")
+	m, err := New(context.Background(), Config{Source: f.p, Default: f.def, Log: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sni := range []string{"www.shop.example", "a.wild.example", "shop.skiff.test", "unknown.example"} {
+		hello := &tls.ClientHelloInfo{ServerName: sni}
+		if n := testing.AllocsPerRun(100, func() { m.GetCertificate(hello) }); n != 0 {
+			t.Errorf("GetCertificate(%q) allocates %.0f times", sni, n)
+		}
+	}
+}

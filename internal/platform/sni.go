@@ -48,7 +48,7 @@ func ParseCertificate(chainPEM, keyPEM string, now time.Time) (*Certificate, err
 			break
 		}
 		if b.Type != "CERTIFICATE" {
-			return nil, errorf(KindInvalid, "certificate_chain holds a %q PEM block; it must hold only CERTIFICATE blocks (send the private key as private_key).", b.Type)
+			return nil, errorf(KindInvalid, "certificate_chain holds a %s PEM block; it must hold only CERTIFICATE blocks (send the private key as private_key).", b.Type)
 		}
 		c, err := x509.ParseCertificate(b.Bytes)
 		if err != nil {
@@ -67,7 +67,7 @@ func ParseCertificate(chainPEM, keyPEM string, now time.Time) (*Certificate, err
 		return nil, errorf(KindInvalid, "private_key must be exactly one PEM private key (-----BEGIN PRIVATE KEY-----).")
 	}
 	if !strings.HasSuffix(kb.Type, "PRIVATE KEY") {
-		return nil, errorf(KindInvalid, "private_key holds a %q PEM block, not a private key.", kb.Type)
+		return nil, errorf(KindInvalid, "private_key holds a %s PEM block, not a private key.", kb.Type)
 	}
 	if kb.Type == "ENCRYPTED PRIVATE KEY" || kb.Headers["Proc-Type"] != "" {
 		return nil, errorf(KindInvalid, "private_key is encrypted; remove its pass phrase first (openssl pkey -in key.pem -out plain.pem).")
