@@ -132,6 +132,20 @@ func TestHerokuDomainsAndCerts(t *testing.T) {
 		wantContains(t, res, "stderr", "Fetching SSL certificate "+name+" info for shop... done")
 	})
 
+	t.Run("certs:update and domains:update", func(t *testing.T) {
+		crt2, key2 := writeCert(t, ca, dir, "api2", "api.example.com", "api2.example.com")
+		res := h.ok(t, "certs:update", crt2, key2, "-a", "shop", "--name", name, "--confirm", "shop")
+		wantContains(t, res, "stdout", "Updated certificate details:")
+		wantMatch(t, res, "stdout", `Common Name\(s\):\s+api\.example\.com\n\s+api2\.example\.com\n`)
+		h.ok(t, "domains:add", "api2.example.com", "-a", "shop")
+		res = h.ok(t, "domains:update", "api2.example.com", "--cert", name, "-a", "shop")
+		wantContains(t, res, "stderr", "Updating api2.example.com to use "+name+" certificate... done")
+		res = h.ok(t, "domains", "-a", "shop")
+		wantMatch(t, res, "stdout", `api2\.example\.com\s+CNAME\s+\S+\s+`+name)
+		res = h.fails(t, "certs:update", crt2, key, "-a", "shop", "--name", name, "--confirm", "shop")
+		wantContains(t, res, "stderr", "private_key does not match the first certificate of certificate_chain.")
+	})
+
 	must("certs:remove", func(t *testing.T) {
 		res := h.ok(t, "certs:remove", "-a", "shop", "--name", name, "--confirm", "shop")
 		wantContains(t, res, "stderr", "Removing SSL certificate "+name+" from shop... done")
