@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -164,6 +167,15 @@ func TestHerokuDomainsAndCerts(t *testing.T) {
 		h.ok(t, "domains:add", "www.example.com", "-a", "blog")
 	})
 
+	t.Run("certs:add asks which domains to associate", func(t *testing.T) {
+		crt, key := writeCert(t, ca, dir, "www", "www.example.com")
+		// The checkbox is drawn on stdout: select the one domain, confirm.
+		res := answerOnStdout(t, h, "Select domains", " \n", "certs:add", crt, key, "-a", "blog")
+		wantContains(t, res, "stdout", "Almost done! Which of these domains on this application would you like this certificate associated with?")
+		res = h.ok(t, "domains", "-a", "blog")
+		wantMatch(t, res, "stdout", `www\.example\.com\s+CNAME\s+\S+\s+[a-z]+-[0-9]{5}`)
+	})
+
 	t.Run("the skiff client", func(t *testing.T) {
 		res := srv.skiff(t, srv.AdminToken, "domains:add", "shop.example.org", "-a", "shop")
 		wantContains(t, res, "stdout", "shop.example.org")
@@ -261,4 +273,35 @@ func writeCert(t *testing.T, ca *pki.CA, dir, base string, names ...string) (crt
 		t.Fatal(err)
 	}
 	return crtPath, keyPath
+}
+
+// answerOnStdout runs `heroku args...`, writes input to its stdin once
+// prompt has appeared on its stdout (where inquirer's checkbox is drawn),
+// and fails the test unless it exits 0.
+func answerOnStdout(t *testing.T, h *herokuCLI, prompt, input string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, herokuBinary(t), args...)
+	cmd.Env, cmd.Dir = h.env(), t.TempDir()
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(stdout.String(), prompt) && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+	io.WriteString(stdin, input)
+	stdin.Close()
+	err = cmd.Wait()
+	res := result{Cmd: "heroku " + strings.Join(args, " "), Stdout: stripANSI(stdout.String()), Stderr: stripANSI(stderr.String())}
+	if err != nil {
+		t.Fatalf("%s: %v\n--- stdout:\n%s\n--- stderr:\n%s", res.Cmd, err, res.Stdout, res.Stderr)
+	}
+	return res
 }
