@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -47,7 +48,7 @@ type fixture struct {
 	def   *tls.Certificate
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	db, err := store.Open(filepath.Join(t.TempDir(), "skiff.db"))
 	if err != nil {
@@ -108,7 +109,7 @@ func (f *fixture) upload(t *testing.T, app string, names ...string) (string, *x5
 	return e.Name, c.Leaf
 }
 
-func pemChain(t *testing.T, c *tls.Certificate) (string, string) {
+func pemChain(t testing.TB, c *tls.Certificate) (string, string) {
 	t.Helper()
 	var b strings.Builder
 	for _, der := range c.Certificate {
@@ -383,5 +384,38 @@ func TestGetCertificateDoesNotAllocate(t *testing.T) {
 		if n := testing.AllocsPerRun(100, func() { m.GetCertificate(hello) }); n != 0 {
 			t.Errorf("GetCertificate(%q) allocates %.0f times", sni, n)
 		}
+	}
+}
+
+// BenchmarkGetCertificate measures the handshake-path lookup over 1000
+// custom domains with their own certificates.
+func BenchmarkGetCertificate(b *testing.B) {
+	f := newFixture(b)
+	ctx := context.Background()
+	if _, err := f.p.CreateApp(ctx, f.admin, platform.AppSpec{Name: "bench"}); err != nil {
+		b.Fatal(err)
+	}
+	c, err := f.ca.Issue([]string{"*.bench.example"}, 24*time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	chain, key := pemChain(b, c)
+	if _, err := f.p.CreateSNIEndpoint(ctx, f.admin, "bench", chain, key); err != nil {
+		b.Fatal(err)
+	}
+	for i := range 1000 {
+		if _, err := f.p.CreateDomain(ctx, f.admin, "bench", fmt.Sprintf("d%d.bench.example", i), nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	m, err := New(ctx, Config{Source: f.p, Default: f.def, Log: quiet()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	hellos := []*tls.ClientHelloInfo{{ServerName: "d500.bench.example"}, {ServerName: "bench.skiff.test"}, {ServerName: "D7.Bench.Example"}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		m.GetCertificate(hellos[i%len(hellos)])
 	}
 }
