@@ -278,7 +278,15 @@ func (m *Manager) Run(ctx context.Context) {
 		defer sub.Close()
 		events = sub.C
 	}
-	go m.acmeLoop(ctx)
+	// Changes committed before the subscription are in this reload; later
+	// ones arrive as events.
+	m.reloadLogged(ctx)
+	acmeDone := make(chan struct{})
+	go func() {
+		defer close(acmeDone)
+		m.acmeLoop(ctx)
+	}()
+	defer func() { <-acmeDone }() // Run ends only once no order is running
 	tick := time.NewTicker(m.cfg.Interval)
 	defer tick.Stop()
 	for {
