@@ -169,9 +169,9 @@ func (s *Server) sniToJSON(e *platform.SNIEndpoint, served []*platform.Domain) s
 		j.Domains = append(j.Domains, d.ID)
 	}
 	j.SSLCert.ID, j.SSLCert.CertDomains = e.ID, []string{}
-	// The chain was validated on upload; parsing it at a time past its
-	// expiry would fail, so parse it as of its own start.
-	if c, err := platform.ParseCertificate(e.CertificateChain, e.PrivateKey, e.CreatedAt); err == nil {
+	// The chain was valid when last uploaded; parse it as of then, so that
+	// an expired certificate still shows what it is.
+	if c, err := platform.ParseCertificate(e.CertificateChain, e.PrivateKey, e.UpdatedAt); err == nil {
 		j.SSLCert = sslCertJSON{CASigned: c.CASigned, CertDomains: c.Domains, ExpiresAt: timeJSON(c.Leaf.NotAfter),
 			Issuer: dn(c.Leaf.Issuer), SelfSigned: c.SelfSigned, StartsAt: timeJSON(c.Leaf.NotBefore),
 			Subject: dn(c.Leaf.Subject), ID: e.ID}

@@ -174,11 +174,12 @@ func (ca *testCA) leaf(nb, na time.Time, names ...string) (cert, caPEM, key stri
 
 func TestSNIEndpoints(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	clock := newTestClock()
+	e := newEnv(t, withClock(clock))
 	e.createApp(e.admin.Token, "shop")
 	www := e.addDomain(e.admin.Token, "shop", "www.example.com")
 	ca := newTestCA(t, "Test CA")
-	now := time.Now()
+	now := clock.Now()
 	crt, caPEM, key := ca.leaf(now.Add(-time.Hour), now.Add(48*time.Hour), "www.example.com", "example.com")
 	_, _, otherKey := ca.leaf(now.Add(-time.Hour), now.Add(48*time.Hour), "other.example.com")
 	expired, _, expiredKey := ca.leaf(now.Add(-48*time.Hour), now.Add(-time.Hour), "www.example.com")
@@ -248,9 +249,11 @@ func TestSNIEndpoints(t *testing.T) {
 	e.expectError(422, "invalid_params", "PATCH", "/apps/shop/sni-endpoints/"+ep.ID, e.admin.Token, map[string]any{"certificate_chain": crt, "private_key": otherKey})
 	e.expectError(404, "not_found", "PATCH", "/apps/shop/sni-endpoints/nope-12345", e.admin.Token, map[string]any{"certificate_chain": crt, "private_key": key})
 	e.unchanged(before)
-	crt2, _, key2 := ca.leaf(now.Add(-time.Hour), now.Add(72*time.Hour), "www.example.com")
+	// The replacement starts after the first upload and the first expires.
+	clock.Advance(50 * time.Hour)
+	crt2, _, key2 := ca.leaf(clock.Now().Add(-time.Hour), clock.Now().Add(72*time.Hour), "www.example.com")
 	up := decodeAs[sniEndpointJSON](t, e.must(http.StatusOK, "PATCH", "/apps/shop/sni-endpoints/"+ep.ID, e.admin.Token, map[string]any{"certificate_chain": crt2, "private_key": key2}))
-	if up.CertificateChain != crt2 || len(up.Domains) != 1 {
+	if up.CertificateChain != crt2 || len(up.Domains) != 1 || strings.Join(up.SSLCert.CertDomains, ",") != "www.example.com" {
 		t.Errorf("after PATCH: %+v", up)
 	}
 	// A new domain can name the endpoint at once.
