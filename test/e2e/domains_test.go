@@ -186,6 +186,14 @@ func TestHerokuDomainsAndCerts(t *testing.T) {
 		res = srv.skiff(t, srv.AdminToken, "domains", "-a", "shop")
 		wantNotContains(t, res, "stdout", "shop.example.org")
 	})
+
+	t.Run("domains:clear", func(t *testing.T) {
+		res := h.ok(t, "domains:clear", "-a", "shop")
+		wantContains(t, res, "stderr", "Removing all domains from shop... done")
+		res = h.ok(t, "domains", "-a", "shop")
+		wantContains(t, res, "stdout", "shop.localhost")
+		wantNotContains(t, res, "stdout", "Custom Domains")
+	})
 }
 
 // TestHerokuCertsAuto enables Automated Certificate Management with the
@@ -242,6 +250,9 @@ func TestHerokuCertsAuto(t *testing.T) {
 	if len(domains) != 2 || domains[1].ACMStatus == nil || *domains[1].ACMStatus != "failing" {
 		t.Errorf("domains after a failed validation: %s", show(domains))
 	}
+
+	res = h.ok(t, "certs:auto:refresh", "-a", "acm")
+	wantContains(t, res, "stderr", "Refreshing Automatic Certificate Management... done")
 
 	res = h.ok(t, "certs:auto:disable", "-a", "acm", "--confirm", "acm")
 	wantContains(t, res, "stderr", "Disabling Automatic Certificate Management... done")
