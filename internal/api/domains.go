@@ -115,6 +115,9 @@ func (s *Server) updateDomain(w http.ResponseWriter, r *http.Request, c *call) e
 	if err := decode(r, &body); err != nil {
 		return err
 	}
+	if len(body.SNIEndpoint) == 0 {
+		return invalidParams("Missing required params: sni_endpoint (an SNI endpoint's name or id, or null for none).")
+	}
 	sni, err := body.endpoint()
 	if err != nil {
 		return err

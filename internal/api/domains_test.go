@@ -112,6 +112,7 @@ func TestDomains(t *testing.T) {
 	}
 	e.expectError(422, "invalid_params", "DELETE", "/apps/shop/domains/shop.localhost", e.admin.Token, nil)
 	e.expectError(422, "invalid_params", "PATCH", "/apps/shop/domains/shop.localhost", e.admin.Token, map[string]any{"sni_endpoint": nil})
+	e.expectError(422, "invalid_params", "PATCH", "/apps/shop/domains/www.example.com", e.admin.Token, map[string]any{})
 	e.expectError(404, "not_found", "GET", "/apps/bobs/domains/www.example.com", e.bob.Token, nil)
 	e.expectError(404, "not_found", "DELETE", "/apps/bobs/domains/"+d.ID, e.bob.Token, nil)
 	e.unchanged(before)
@@ -303,4 +304,23 @@ func TestACMEndpoints(t *testing.T) {
 	if app.ACM || status() != nil {
 		t.Errorf("after disabling: acm %v, acm_status %v", app.ACM, status())
 	}
+}
+
+func TestDomainsAndCertsMalformedJSON(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.createApp(e.admin.Token, "jsonapp")
+	e.addDomain(e.admin.Token, "jsonapp", "www.example.com")
+	before := e.dump()
+	for _, w := range []struct{ method, path string }{
+		{"POST", "/apps/jsonapp/domains"},
+		{"PATCH", "/apps/jsonapp/domains/www.example.com"},
+		{"POST", "/apps/jsonapp/sni-endpoints"},
+		{"PATCH", "/apps/jsonapp/acm"},
+	} {
+		for _, body := range []string{`{"hostname": `, `hostname=x`, `["a"]`, `{} {}`} {
+			checkError(t, e.do(w.method, w.path, e.admin.Token, body), http.StatusBadRequest, "bad_request")
+		}
+	}
+	e.unchanged(before)
 }
