@@ -55,6 +55,9 @@ func startCerts(ctx context.Context, cfg *serverConfig, p *platform.Platform, bu
 			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
 		}
 		def = &kp
+		if err := kp.Leaf.VerifyHostname("app." + cfg.baseDomain); err != nil {
+			log.Warn("--tls-cert does not cover the apps' default hostnames", "want", "*."+cfg.baseDomain, "err", err)
+		}
 	} else {
 		var err error
 		// Issued at each start, so it never outlives a long-running server
