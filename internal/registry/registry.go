@@ -211,7 +211,11 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	if from := req.URL.Query().Get("from"); from != "" { // a cross-repository mount reads from there
 		fapp, _, ok := strings.Cut(from, "/")
-		if ok && !r.allowed(w, req, account, fapp) {
+		if !ok {
+			writeError(w, http.StatusBadRequest, "NAME_INVALID", "mount from <app>/<process-type>", map[string]string{"from": from})
+			return
+		}
+		if !r.allowed(w, req, account, fapp) {
 			return
 		}
 	}
@@ -241,6 +245,7 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.Method == http.MethodPut && strings.Contains(p, "/manifests/") {
 		w, req = subjectHeader(w, req)
 	}
+	w.Header().Del("Docker-Distribution-API-Version") // distribution sets its own
 	r.app.ServeHTTP(w, req)
 }
 
@@ -280,13 +285,13 @@ func (r *Registry) allowed(w http.ResponseWriter, req *http.Request, account, ap
 func (r *Registry) Authorized(req *http.Request, _ ...auth.Access) (*auth.Grant, error) {
 	account, ok := req.Context().Value(ctxKey{}).(string)
 	if !ok {
-		return nil, challenge{r: r}
+		return nil, challenge{}
 	}
 	return &auth.Grant{User: auth.UserInfo{Name: account}}, nil
 }
 
 // challenge asks the client for credentials.
-type challenge struct{ r *Registry }
+type challenge struct{}
 
 func (c challenge) Error() string { return "authentication required" }
 func (c challenge) SetHeaders(req *http.Request, w http.ResponseWriter) {
