@@ -12,10 +12,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/skiffhq/skiff/internal/image"
 	"github.com/skiffhq/skiff/internal/image/imagetest"
@@ -433,4 +439,48 @@ func TestRegistryTLS(t *testing.T) {
 	}
 	res = s.skiff(t, tok, "releases", "-a", "tlsapp")
 	wantContains(t, res, "stdout", "Deploy "+strings.TrimPrefix(imageID(t, layout), "sha256:")[:8])
+}
+
+// TestContainerMultiPlatform releases a multi-platform index with the skiff
+// client: the host's image is taken; an index without one is refused at
+// release with the platforms it has.
+func TestContainerMultiPlatform(t *testing.T) {
+	t.Parallel()
+	s := startServerIn(t, t.TempDir(), true, withRegistry...)
+	tok := s.AdminToken
+	s.skiff(t, tok, "apps:create", "multiapp")
+	layer := imagetest.Tar(t, imagetest.Entry{Header: tar.Header{Name: "app", Mode: 0o755}, Body: []byte("#!/bin/sh\n")})
+	host := imagetest.Image(t, [][]byte{layer}, imagetest.WithCmd("/app"))
+	other := imagetest.Image(t, [][]byte{layer}, imagetest.WithCmd("/app"), imagetest.WithPlatform("linux", "s390x", ""))
+	index := func(imgs map[string]v1.Image) string {
+		var adds []mutate.IndexAddendum
+		for p, img := range imgs {
+			plat, _ := v1.ParsePlatform(p)
+			adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: plat}})
+		}
+		return imagetest.WriteLayout(t, mutate.IndexMediaType(mutate.AppendManifests(empty.Index, adds...), types.OCIImageIndex))
+	}
+	pushRelease := func(layout, typ string) result {
+		t.Helper()
+		if res := s.skiff(t, tok, "container:push", typ, "--image", layout, "--registry", s.Registry, "-a", "multiapp"); res.Code != 0 {
+			t.Fatalf("push: %s", res.Stderr)
+		}
+		return s.skiff(t, tok, "container:release", typ, "--registry", s.Registry, "-a", "multiapp")
+	}
+	res := pushRelease(index(map[string]v1.Image{"linux/" + goruntime.GOARCH: host, "linux/s390x": other}), "web")
+	if res.Code != 0 {
+		t.Fatalf("release of a multi-platform index: %s", res.Stderr)
+	}
+	var rel struct {
+		Description string
+	}
+	s.apiJSON(t, tok, "GET", "/apps/multiapp/releases/3", nil, "", 200, &rel)
+	if !strings.HasPrefix(rel.Description, "Deploy ") {
+		t.Errorf("release v3: %q", rel.Description)
+	}
+	res = pushRelease(index(map[string]v1.Image{"linux/s390x": other}), "worker")
+	if res.Code == 0 {
+		t.Fatal("an index without the host's platform was released")
+	}
+	wantContains(t, res, "stderr", "no image for this platform: want linux/"+goruntime.GOARCH+", the index has linux/s390x")
 }
