@@ -3,6 +3,7 @@ module github.com/skiffhq/skiff
 go 1.26.8
 
 require (
+	github.com/containerd/console v1.0.5
 	github.com/google/go-containerregistry v0.22.1
 	github.com/google/nftables v0.3.0
 	github.com/google/uuid v1.6.0
