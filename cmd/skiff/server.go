@@ -50,6 +50,8 @@ type serverConfig struct {
 	dynoSubnet string
 
 	logStreamMax time.Duration // Logplex: tail streams end after this long and clients reconnect (0: never)
+
+	rendezvous rendezvousConfig // heroku run (rendezvous.go)
 }
 
 func defaultDataDir() string {
@@ -93,6 +95,7 @@ func parseServerFlags(args []string) (*serverConfig, error) {
 	str(&maxDynos, "max-dynos", "SKIFF_MAX_DYNOS", "100", "dynos one app may run, all process types together")
 	var logStreamMax string // Logplex.
 	str(&logStreamMax, "log-stream-max", "SKIFF_LOG_STREAM_MAX", "0", "end log tail streams after this long; clients reconnect without loss (0: never)")
+	c.rendezvous.flags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: skiff server [flags]\n\nRuns the Skiff API with embedded defaults (SQLite under --data-dir).\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -199,6 +202,14 @@ func runServer(args []string) error {
 	}
 	if dynos != nil {
 		apiCfg.Dynos = dynos
+		rdv, err := startRendezvous(ctx, &cfg.rendezvous, ca, log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		if rdv != nil {
+			apiCfg.Rendezvous = rdv
+		}
 	}
 	apiCfg.Logs = logs // Logplex.
 	handler := api.New(p, apiCfg)

@@ -32,6 +32,8 @@ type Config struct {
 	Now    func() time.Time
 	// Logs is the log pipeline (log sessions); nil when this server has none.
 	Logs LogSessions
+	// Rendezvous serves attached one-off dynos (heroku run); nil: none.
+	Rendezvous Rendezvous
 }
 
 // Server is the Platform API's HTTP handler.

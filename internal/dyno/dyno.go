@@ -17,6 +17,7 @@ package dyno
 import (
 	"context"
 	"io"
+	"net"
 	"syscall"
 	"time"
 
@@ -68,6 +69,14 @@ type Unit struct {
 	Port       int       // $PORT of a web dyno; 0 for other types
 	Stdout     io.Writer // the process's output, line by line into the app's log
 	Stderr     io.Writer
+
+	// An attached one-off dyno (heroku run) reads Stdin and writes Stdout
+	// on a pseudo-terminal of Cols×Rows cells (unless Terminal is false)
+	// whose other end is its client: see attach.go.
+	Stdin      io.Reader
+	Terminal   bool
+	Cols, Rows uint16
+	attach     func(context.Context) (net.Conn, error) // waits for the client
 }
 
 // Logs receives the lines the dyno manager and dynos write into an app's

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"sort"
 	"strconv"
@@ -41,6 +42,7 @@ type Config struct {
 	ProbeInterval time.Duration   // how often a starting web dyno's port is tried (default 20 ms)
 	Resync        time.Duration   // full reconcile interval (default 30 s)
 	MemoryCheck   time.Duration   // how often an up dyno's memory is compared with its quota (default 20 s)
+	Hangup        time.Duration   // an attached dyno whose client left is stopped this long after its SIGHUP (default 5 s)
 	Cycle         time.Duration   // a dyno is restarted ("Cycling") after running this long (default 24 h)…
 	CycleJitter   time.Duration   // …plus a random part of this (default 216 min), so an app's dynos don't cycle together
 	Now           func() time.Time
@@ -92,6 +94,9 @@ func New(cfg Config) *Manager {
 	}
 	if cfg.CycleJitter == 0 {
 		cfg.CycleJitter = 216 * time.Minute
+	}
+	if cfg.Hangup == 0 {
+		cfg.Hangup = 5 * time.Second
 	}
 	if cfg.MemoryCheck == 0 {
 		cfg.MemoryCheck = 20 * time.Second
@@ -384,6 +389,12 @@ type OneOff struct {
 	Env     map[string]string // on top of the config vars
 	Size    string            // default: the release's web size, else Standard-1X
 	Type    string            // whose image to run (default "web", else any)
+	// Attach, when set, makes it an attached dyno (heroku run): its
+	// process starts once Attach has returned the client's connection,
+	// which is then its terminal, and it is stopped when the client
+	// leaves. An error (nobody came in time) ends the dyno with R13.
+	Attach func(context.Context) (net.Conn, error)
+	NoTTY  bool // attached without a terminal: plain pipes (heroku run --no-tty)
 }
 
 // RunOneOff starts a one-off dyno (run.N) on the app's current release. It
@@ -427,6 +438,10 @@ func (m *Manager) RunOneOff(ctx context.Context, appID string, o OneOff) (Info, 
 	}
 	u := &Unit{AppID: appID, App: s.App.Name, Type: "run", ReleaseID: s.Release.ID, Release: s.Release.Version,
 		Image: proc.Image, Command: o.Command, Env: env, Size: size}
+	if o.Attach != nil {
+		u.attach, u.Terminal = o.Attach, !o.NoTTY
+		u.Cols, u.Rows = terminalSize(env)
+	}
 	return m.addOneOffLocked(u).snapshot(), nil
 }
 

@@ -3,6 +3,7 @@ package dyno
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -77,6 +78,9 @@ func (r *fakeRunner) Start(ctx context.Context, u *Unit) (Process, error) {
 		}()
 	}
 	fmt.Fprintf(u.Stdout, "hello from %s\n", u.Name)
+	if u.Stdin != nil { // an attached dyno's input is read, as the runtime does
+		go io.Copy(io.Discard, u.Stdin)
+	}
 	go func() {
 		if u.Type == "release" { // the release phase: exit with $RELEASE_EXIT
 			code, _ := strconv.Atoi(u.Env["RELEASE_EXIT"])

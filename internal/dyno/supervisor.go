@@ -182,6 +182,15 @@ func (s *supervisor) runOnce(ctx context.Context) outcome {
 	}
 	u := s.current()
 	s.setState(StateStarting)
+	var client *attachment // an attached one-off's (attach.go)
+	if u.attach != nil {
+		var out outcome
+		if client, out = s.attachClient(ctx, u); client == nil {
+			return out
+		}
+		defer client.Close() // once the process has exited and its output is written
+		u = client.unit(u)
+	}
 	p, err := s.m.cfg.Runner.Start(ctx, u)
 	if err != nil {
 		s.log("Error R99 (Platform error) -> Failed to start the process: %v", err)
@@ -219,6 +228,7 @@ func (s *supervisor) runOnce(ctx context.Context) outcome {
 	}
 	cycle := time.NewTimer(lifetime)
 	defer cycle.Stop()
+	left, hangup := client.left(), (<-chan time.Time)(nil)
 
 	for {
 		var upCh <-chan struct{}
@@ -240,6 +250,15 @@ func (s *supervisor) runOnce(ctx context.Context) outcome {
 			s.exitLine(<-exited)
 			s.setState(StateCrashed)
 			return crashed
+		case <-left:
+			left = nil
+			s.log("Client connection closed. Sending SIGHUP to all processes")
+			p.Signal(syscall.SIGHUP)
+			hangup = time.After(s.m.cfg.Hangup)
+		case <-hangup:
+			s.log("Error R16 (Detached) -> An attached process is not responding to SIGHUP after its external connection was closed.")
+			s.terminate(p, exited)
+			return stopped
 		case <-cycle.C:
 			if !s.oneOff {
 				s.log("Cycling")
