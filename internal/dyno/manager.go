@@ -35,7 +35,8 @@ type Config struct {
 	Log    *slog.Logger
 
 	Port          int             // $PORT given to web dynos (default 5000)
-	BootTimeout   time.Duration   // R10 after this (default 60 s)
+	BootTimeout   time.Duration   // R10 after this (default 60 s), unless the app sets platform.BootTimeoutVar
+	Second        time.Duration   // how long a second of platform.BootTimeoutVar lasts (default 1 s; tests shorten it)
 	StopTimeout   time.Duration   // SIGKILL and R12 after this (default 30 s)
 	Backoff       []time.Duration // delay before restart after the 1st, 2nd, … consecutive crash
 	StableAfter   time.Duration   // a process that ran this long had a good start (default 10 min)
@@ -73,6 +74,9 @@ func New(cfg Config) *Manager {
 	}
 	if cfg.BootTimeout == 0 {
 		cfg.BootTimeout = 60 * time.Second
+	}
+	if cfg.Second == 0 {
+		cfg.Second = time.Second
 	}
 	if cfg.StopTimeout == 0 {
 		cfg.StopTimeout = 30 * time.Second
@@ -198,6 +202,10 @@ func (m *Manager) units(s *platform.AppState) map[string]*Unit {
 				Release: s.Release.Version, Image: proc.Image, Command: proc.Command, Env: env, Size: size}
 			if f.Type == "web" {
 				u.Port = m.cfg.Port
+				u.BootTimeout = m.cfg.BootTimeout
+				if n := platform.BootTimeout(env); n > 0 {
+					u.BootTimeout = time.Duration(n) * m.cfg.Second
+				}
 				env["PORT"] = strconv.Itoa(u.Port)
 			}
 			out[name] = u

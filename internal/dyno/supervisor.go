@@ -1,6 +1,7 @@
 package dyno
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -216,7 +217,8 @@ func (s *supervisor) runOnce(ctx context.Context) outcome {
 	} else {
 		go s.probe(probeCtx, p.Addr(), up)
 	}
-	boot := time.NewTimer(s.m.cfg.BootTimeout)
+	bootTimeout := cmp.Or(u.BootTimeout, s.m.cfg.BootTimeout)
+	boot := time.NewTimer(bootTimeout)
 	defer boot.Stop()
 	memCheck := time.NewTicker(s.m.cfg.MemoryCheck)
 	defer memCheck.Stop()
@@ -244,7 +246,7 @@ func (s *supervisor) runOnce(ctx context.Context) outcome {
 			s.mu.Unlock()
 			s.setState(StateUp)
 		case <-bootCh:
-			s.log("Error R10 (Boot timeout) -> Web process failed to bind to $PORT within %s of launch", humanDuration(s.m.cfg.BootTimeout))
+			s.log("Error R10 (Boot timeout) -> Web process failed to bind to $PORT within %s of launch", humanDuration(bootTimeout))
 			s.log("Stopping process with SIGKILL")
 			p.Signal(syscall.SIGKILL)
 			s.exitLine(<-exited)
