@@ -108,8 +108,10 @@ func command(cfg image.Config, cmd string) []string {
 	}
 	if base, ok := strings.CutSuffix(cmd, exitStatusEcho); ok {
 		// `heroku run -x CMD`: the status line must come even when CMD
-		// ends the shell (exit 3), so CMD runs in a subshell.
-		return []string{"/bin/sh", "-c", "(\n" + base + "\n)" + exitStatusEcho}
+		// ends the shell (exit 3) or a Ctrl-C kills it, so CMD runs in a
+		// subshell, and the outer shell survives SIGINT (a subshell
+		// resets the handler: CMD gets SIGINT as usual).
+		return []string{"/bin/sh", "-c", "trap : INT; (\n" + base + "\n)" + exitStatusEcho}
 	}
 	if strings.ContainsAny(cmd, "$|&;<>()`'\"\\*?[]~#=%!{}\n\t") {
 		return []string{"/bin/sh", "-c", cmd}
