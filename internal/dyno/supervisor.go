@@ -45,7 +45,7 @@ func newSupervisor(m *Manager, u *Unit) *supervisor {
 		updates: make(chan *Unit, 1), restart: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{}), settled: make(chan struct{}),
 		info: Info{ID: uuid.NewString(), AppID: u.AppID, Name: u.Name, Type: u.Type, Size: u.Size.Name,
-			State: StateDown, ReleaseID: u.ReleaseID, Release: u.Release, CreatedAt: now, UpdatedAt: now},
+			State: StateDown, Command: u.Command, ReleaseID: u.ReleaseID, Release: u.Release, CreatedAt: now, UpdatedAt: now},
 	}
 }
 

@@ -191,6 +191,11 @@ func TestRunAttached(t *testing.T) {
 			AttachURL string `json:"attach_url"`
 		}
 		s.apiJSON(t, s.AdminToken, "POST", "/apps/runapp/dynos", map[string]any{"command": "sleep 600", "attach": true}, "", 201, &d)
+		var waiting struct{ State, Command string }
+		s.apiJSON(t, s.AdminToken, "GET", "/apps/runapp/dynos/"+d.Name, nil, "", 200, &waiting)
+		if waiting.State != "starting" || waiting.Command != "sleep 600" {
+			t.Errorf("before its client attached: %+v, want starting with its command", waiting)
+		}
 		u, err := url.Parse(d.AttachURL)
 		if err != nil || u.Scheme != "rendezvous" || u.Hostname() != "127.0.0.1" {
 			t.Fatalf("attach_url %q", d.AttachURL)
