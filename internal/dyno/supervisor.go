@@ -378,6 +378,9 @@ func (s *supervisor) probe(ctx context.Context, addr string, up chan<- struct{})
 
 // humanDuration words a duration as Heroku's messages do: "60 seconds".
 func humanDuration(d time.Duration) string {
+	if d == time.Second {
+		return "1 second"
+	}
 	if d >= time.Second && d%time.Second == 0 {
 		return fmt.Sprintf("%d seconds", int(d/time.Second))
 	}

@@ -236,6 +236,24 @@ func TestRunAttached(t *testing.T) {
 		waitRunDyno(t, s, "")
 	})
 
+	t.Run("boot timeout", func(t *testing.T) {
+		// A web dyno that never binds $PORT, on an app whose boot timeout
+		// is 1 s instead of 60.
+		sleeper := importLayout(t, dataDir, imagetest.Busybox(t, imagetest.WithCmd("sleep", "600")))
+		h.ok(t, "apps:create", "bootapp")
+		res := h.fails(t, "config:set", "SKIFF_BOOT_TIMEOUT=soon", "-a", "bootapp")
+		wantContains(t, res, "stderr", `Invalid SKIFF_BOOT_TIMEOUT "soon": want a whole number of seconds from 1 to 600.`)
+		h.ok(t, "config:set", "SKIFF_BOOT_TIMEOUT=1", "-a", "bootapp")
+		s.apiJSON(t, s.AdminToken, "PATCH", "/apps/bootapp/formation",
+			map[string]any{"updates": []map[string]any{{"type": "web", "docker_image": sleeper}}},
+			"application/vnd.heroku+json; version=3.docker-releases", 200, nil)
+		waitFor(t, "R10 after 1 s", func() bool {
+			res := h.ok(t, "logs", "-a", "bootapp", "-n", "1500", "--dyno", "web.1")
+			return strings.Contains(res.Stdout, "heroku[web.1]: Error R10 (Boot timeout) -> Web process failed to bind to $PORT within 1 second of launch")
+		})
+		h.ok(t, "ps:scale", "web=0", "-a", "bootapp")
+	})
+
 	if err := s.stop(); err != nil {
 		t.Fatalf("SIGTERM: %v", err)
 	}
