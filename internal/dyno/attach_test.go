@@ -18,7 +18,9 @@ func TestAttachedOneOff(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(c *Config) { c.Hangup = 50 * time.Millisecond })
 	app := e.app("attached", "")
+	e.eventually("the manager running", func() bool { return len(e.m.Dynos(app.ID)) == 1 })
 	e.scale("attached", "web", 0)
+	e.eventually("no dynos", func() bool { return len(e.m.Dynos(app.ID)) == 0 })
 	clients := make(chan net.Conn, 1)
 	var dynoSide net.Conn
 	wait := func(ctx context.Context) (net.Conn, error) {
@@ -60,7 +62,9 @@ func TestAttachFailures(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	app := e.app("unattached", "")
+	e.eventually("the manager running", func() bool { return len(e.m.Dynos(app.ID)) == 1 })
 	e.scale("unattached", "web", 0)
+	e.eventually("no dynos", func() bool { return len(e.m.Dynos(app.ID)) == 0 })
 
 	// Nobody came: R13, and the process never started.
 	expired := func(ctx context.Context) (net.Conn, error) { return nil, errors.New("expired") }
