@@ -1001,3 +1001,18 @@ func TestTerminal(t *testing.T) {
 		t.Errorf("stderr %q, want nothing", runcErr.String())
 	}
 }
+
+// TestTerminalOutputComplete: output on a terminal is all delivered, up to
+// its last line, even when the process exits right after writing it.
+func TestTerminalOutputComplete(t *testing.T) {
+	t.Parallel()
+	r := newRuntime(t)
+	const n = 5000
+	s := baseSpec(t, "flood", strconv.Itoa(n))
+	s.Terminal = &Winsize{Cols: 80, Rows: 24}
+	e, out, _ := run(t, r, s)
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if e.Code != 0 || len(lines) != n || !strings.HasPrefix(lines[n-1], fmt.Sprintf("line %06d ", n)) {
+		t.Errorf("exit %+v; %d lines, last %q; want %d", e, len(lines), lines[len(lines)-1], n)
+	}
+}

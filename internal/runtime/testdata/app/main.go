@@ -55,6 +55,11 @@ func main() {
 		os.Stdout.Write(b)
 	case "stdin": // app stdin: copy stdin to stdout
 		io.Copy(os.Stdout, os.Stdin)
+	case "flood": // app flood N: print N numbered lines, then exit at once
+		n, _ := strconv.Atoi(os.Args[2])
+		for i := 1; i <= n; i++ {
+			fmt.Printf("line %06d of a flood of output that fills the terminal's buffers\n", i)
+		}
 	case "tty": // app tty: describe stdin's terminal, then upper-case each input line until EOF; exit 3
 		ws, err := unix.IoctlGetWinsize(0, unix.TIOCGWINSZ)
 		if err != nil {
