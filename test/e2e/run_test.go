@@ -2,8 +2,8 @@ package e2e
 
 import (
 	"crypto/tls"
-	"errors"
 	"crypto/x509"
+	"errors"
 	"io"
 	"net/url"
 	"os"
@@ -106,60 +106,27 @@ func TestRunAttached(t *testing.T) {
 		wantEqual(t, res, "stdout", "abc\nnot a tty\ndone\n")
 	})
 
-	t.Run("terminal", func(t *testing.T) {
-		// The CLI on a terminal: raw mode, its size sent as COLUMNS and
-		// LINES (JSON numbers), Ctrl-C typed through to the dyno.
-		master, slavePath, err := console.NewPty()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer master.Close()
-		if err := master.Resize(console.WinSize{Width: 100, Height: 30}); err != nil {
-			t.Fatal(err)
-		}
-		slave, err := os.OpenFile(slavePath, os.O_RDWR|syscall.O_NOCTTY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer slave.Close()
-		cmd := exec.Command(herokuBinary(t), "run", "-x", "stty size; echo $((6*7))x; cat", "-a", "runapp")
-		cmd.Env = append(h.env(), "NODE_EXTRA_CA_CERTS="+ca, "TERM=xterm")
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer waitRunDyno(t, s, "") // gone once the CLI is
-		defer syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		var screen syncBuffer
-		go io.Copy(&screen, master)
-		see := func(what string) {
-			t.Helper()
-			deadline := time.Now().Add(30 * time.Second)
-			for !strings.Contains(screen.String(), what) {
-				if time.Now().After(deadline) {
-					t.Fatalf("%q never appeared on the terminal:\n%q", what, screen.String())
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
-		}
-		see("up, run.")
-		see("30 100\r\n42x\r\n")
-		io.WriteString(master, "hello\r")
-		see("hello\r\nhello\r\n") // the dyno's terminal echoes, then cat
-		io.WriteString(master, "\x03") // Ctrl-C kills cat, and -x reports it
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			var xe *exec.ExitError
-			if !errors.As(err, &xe) || xe.ExitCode() != 130 || !strings.Contains(screen.String(), "Process exited with code 130") {
-				t.Errorf("heroku run -x: %v, want exit status 130\n%q", err, screen.String())
-			}
-		case <-time.After(60 * time.Second):
-			t.Fatalf("heroku run did not end\n%s", screen.String())
-		}
-	})
+	// Either client on a terminal: raw mode, its size sent as COLUMNS and
+	// LINES (JSON numbers from the heroku CLI), Ctrl-C typed through.
+	const typed = "stty size; echo $((6*7))x; cat"
+	for _, client := range []struct {
+		name string
+		cmd  func() *exec.Cmd
+	}{
+		{"heroku", func() *exec.Cmd {
+			c := exec.Command(herokuBinary(t), "run", "-x", typed, "-a", "runapp")
+			c.Env = append(h.env(), "NODE_EXTRA_CA_CERTS="+ca)
+			return c
+		}},
+		{"skiff", func() *exec.Cmd {
+			c := exec.Command(skiffBinary(t), "run", "-x", "-a", "runapp", "--", typed)
+			c.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "SKIFF_API_URL=" + s.URL,
+				"SKIFF_API_KEY=" + s.AdminToken, "SKIFF_CA_CERT=" + ca}
+			return c
+		}},
+	} {
+		t.Run("terminal "+client.name, func(t *testing.T) { onTerminal(t, s, client.cmd()) })
+	}
 
 	t.Run("client disconnect", func(t *testing.T) {
 		cmd := exec.Command(herokuBinary(t), "run", "echo started; sleep 600", "-a", "runapp")
@@ -289,5 +256,60 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// onTerminal runs cmd, a client running "stty size; echo $((6*7))x; cat"
+// with -x on runapp, on a terminal of 100×30: it types a line, sees it
+// echoed and catted, then Ctrl-C, which must end the client with 130.
+func onTerminal(t *testing.T, s *server, cmd *exec.Cmd) {
+	master, slavePath, err := console.NewPty()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer master.Close()
+	if err := master.Resize(console.WinSize{Width: 100, Height: 30}); err != nil {
+		t.Fatal(err)
+	}
+	slave, err := os.OpenFile(slavePath, os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slave.Close()
+	cmd.Env = append(cmd.Env, "TERM=xterm")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer waitRunDyno(t, s, "") // gone once the CLI is
+	defer syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	var screen syncBuffer
+	go io.Copy(&screen, master)
+	see := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(screen.String(), what) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%q never appeared on the terminal:\n%q", what, screen.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	see("up, run.")
+	see("30 100\r\n42x\r\n")
+	io.WriteString(master, "hello\r")
+	see("hello\r\nhello\r\n")      // the dyno's terminal echoes, then cat
+	io.WriteString(master, "\x03") // Ctrl-C kills cat, and -x reports it
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var xe *exec.ExitError
+		if !errors.As(err, &xe) || xe.ExitCode() != 130 || !strings.Contains(screen.String(), "Process exited with code 130") {
+			t.Errorf("run -x: %v, want exit status 130\n%q", err, screen.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("run did not end\n%s", screen.String())
 	}
 }
