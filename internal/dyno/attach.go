@@ -7,6 +7,8 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Attached one-off dynos (heroku run). The dyno is listed as starting as
@@ -17,7 +19,8 @@ import (
 // manager's own lines (Starting process, state changes, exit status) go to
 // the log as for any dyno. When the client leaves, every process of the
 // dyno gets SIGHUP, as a terminal's hangup would send; one still running
-// Config.Hangup later is stopped (R16, then SIGTERM and SIGKILL).
+// Config.Hangup later is stopped (R16, then SIGTERM and SIGKILL). A
+// connection idle for Config.AttachIdle (an hour) is closed, as on Heroku.
 
 // attachClient waits for the dyno's client. It returns nil and the
 // outcome of the dyno's run when none came: stopped when the dyno was
@@ -48,7 +51,10 @@ func (s *supervisor) attachClient(ctx context.Context, u *Unit) (*attachment, ou
 		s.setState(StateCrashed)
 		return nil, crashed
 	}
-	return &attachment{conn: c, gone: make(chan struct{})}, crashed
+	a := &attachment{conn: c, gone: make(chan struct{})}
+	a.touch()
+	go a.watch(s.m.cfg.AttachIdle)
+	return a, crashed
 }
 
 // attachment is an attached dyno's connection to its client. Its reads
@@ -62,6 +68,31 @@ type attachment struct {
 	// would turn into end of input, ends the input.
 	eot   bool
 	ended bool
+
+	last atomic.Int64 // when a byte last went either way (UnixNano)
+}
+
+func (a *attachment) touch() { a.last.Store(time.Now().UnixNano()) }
+
+// watch closes the connection once no byte has gone either way for idle,
+// as Heroku does after an hour: the dyno then sees its client leave.
+func (a *attachment) watch(idle time.Duration) {
+	t := time.NewTimer(idle)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.gone:
+			return
+		case <-t.C:
+		}
+		if left := idle - time.Since(time.Unix(0, a.last.Load())); left > 0 {
+			t.Reset(left)
+			continue
+		}
+		a.conn.Close()
+		a.leave()
+		return
+	}
 }
 
 func (a *attachment) Read(p []byte) (int, error) {
@@ -69,6 +100,9 @@ func (a *attachment) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	n, err := a.conn.Read(p)
+	if n > 0 {
+		a.touch()
+	}
 	if err != nil {
 		a.leave()
 	}
@@ -92,6 +126,9 @@ func (a *attachment) drain() {
 
 func (a *attachment) Write(p []byte) (int, error) {
 	n, err := a.conn.Write(p)
+	if n > 0 {
+		a.touch()
+	}
 	if err != nil {
 		a.leave()
 	}

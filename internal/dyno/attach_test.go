@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -55,6 +56,29 @@ func TestAttachedOneOff(t *testing.T) {
 	}
 	if n := e.logs.count("app[" + d.Name + "]"); n != 0 {
 		t.Errorf("%d app lines of an attached dyno in the log; its output is the client's", n)
+	}
+}
+
+// TestAttachIdle: a client that sends and receives nothing for AttachIdle
+// is disconnected, and the dyno hung up.
+func TestAttachIdle(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config) { c.AttachIdle, c.Hangup = 100*time.Millisecond, 50*time.Millisecond })
+	app := e.app("idle", "")
+	e.eventually("the manager running", func() bool { return len(e.m.Dynos(app.ID)) == 1 })
+	e.scale("idle", "web", 0)
+	e.eventually("no dynos", func() bool { return len(e.m.Dynos(app.ID)) == 0 })
+	client, dynoSide := net.Pipe()
+	defer client.Close()
+	go io.Copy(io.Discard, client) // reads the greeting line of the fake, then nothing comes
+	d, err := e.m.RunOneOff(context.Background(), app.ID, OneOff{Command: "bash",
+		Attach: func(context.Context) (net.Conn, error) { return dynoSide, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.eventually("gone after its idle client was cut off", func() bool { return len(e.m.Dynos(app.ID)) == 0 })
+	if e.logs.count("heroku["+d.Name+"]: Client connection closed. Sending SIGHUP to all processes") != 1 {
+		t.Errorf("no hangup line")
 	}
 }
 

@@ -44,6 +44,7 @@ type Config struct {
 	Resync        time.Duration   // full reconcile interval (default 30 s)
 	MemoryCheck   time.Duration   // how often an up dyno's memory is compared with its quota (default 20 s)
 	Hangup        time.Duration   // an attached dyno whose client left is stopped this long after its SIGHUP (default 5 s)
+	AttachIdle    time.Duration   // an attached dyno's connection with no byte either way for this long is closed (default 1 h)
 	Cycle         time.Duration   // a dyno is restarted ("Cycling") after running this long (default 24 h)…
 	CycleJitter   time.Duration   // …plus a random part of this (default 216 min), so an app's dynos don't cycle together
 	Now           func() time.Time
@@ -98,6 +99,9 @@ func New(cfg Config) *Manager {
 	}
 	if cfg.CycleJitter == 0 {
 		cfg.CycleJitter = 216 * time.Minute
+	}
+	if cfg.AttachIdle == 0 {
+		cfg.AttachIdle = time.Hour
 	}
 	if cfg.Hangup == 0 {
 		cfg.Hangup = 5 * time.Second
