@@ -50,6 +50,8 @@ type serverConfig struct {
 	dynoSubnet string
 
 	logStreamMax time.Duration // Logplex: tail streams end after this long and clients reconnect (0: never)
+
+	routerHTTP, routerHTTPS string // Router: listen addresses ("off": none)
 }
 
 func defaultDataDir() string {
@@ -93,6 +95,8 @@ func parseServerFlags(args []string) (*serverConfig, error) {
 	str(&maxDynos, "max-dynos", "SKIFF_MAX_DYNOS", "100", "dynos one app may run, all process types together")
 	var logStreamMax string // Logplex.
 	str(&logStreamMax, "log-stream-max", "SKIFF_LOG_STREAM_MAX", "0", "end log tail streams after this long; clients reconnect without loss (0: never)")
+	str(&c.routerHTTP, "router-http-addr", "SKIFF_ROUTER_HTTP_ADDR", "127.0.0.1:8080", "address the router serves apps on over HTTP (off: none)")
+	str(&c.routerHTTPS, "router-https-addr", "SKIFF_ROUTER_HTTPS_ADDR", "127.0.0.1:8443", "address the router serves apps on over HTTPS (off: none)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: skiff server [flags]\n\nRuns the Skiff API with embedded defaults (SQLite under --data-dir).\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -189,6 +193,15 @@ func runServer(args []string) error {
 		defer stopDynos()
 	}
 
+	// Router.
+	_, stopRouter, err := startRouter(ctx, routerSetup{httpAddr: cfg.routerHTTP, httpsAddr: cfg.routerHTTPS,
+		baseDomain: cfg.baseDomain, platform: p, bus: bus, dynos: dynos, logs: logs, ca: ca, log: log})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopRouter()
+
 	base := cfg.baseDomain
 	apiCfg := api.Config{
 		WebURL:     func(app string) string { return "http://" + app + "." + base + "/" },
@@ -270,6 +283,7 @@ func startDynos(ctx context.Context, cfg *serverConfig, p *platform.Platform, bu
 	m := dyno.New(dyno.Config{
 		Runner: &dyno.ContainerRunner{Images: images, Net: nw, Runtime: rt, Init: init},
 		Source: p, Events: bus, Logs: logs, Log: log,
+		Unroute: 100 * time.Millisecond, // the router's feed takes ~10 ms to drop a stopping dyno
 	})
 	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})

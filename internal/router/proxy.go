@@ -401,8 +401,12 @@ func pick(rt *route, tried []*backend, now int64) *backend {
 // could not be made (err is H19 or H21) and another dyno may be tried.
 func (x *exchange) forwardTo(be *backend, now time.Time) (retry bool, err *hcode) {
 	r := x.r
+	replays := 0
 	for {
-		u := be.pool.get(now)
+		var u *upConn
+		if replays == 0 { // a replay dials: the other pooled connections may be dead too
+			u = be.pool.get(now)
+		}
 		if u == nil {
 			t0 := r.cfg.Now()
 			c, derr := net.DialTimeout("tcp", be.addr, r.cfg.ConnectTimeout)
@@ -425,8 +429,14 @@ func (x *exchange) forwardTo(be *backend, now time.Time) (retry bool, err *hcode
 		if !again {
 			return false, nil
 		}
-		// A pooled connection turned out dead before any response byte and
-		// the request can be replayed: try a fresh connection.
+		// The connection died before any response byte and the request can
+		// be replayed: try a fresh connection (a dead dyno then refuses it
+		// and the request moves to another).
+		replays++
+		if replays > 2 {
+			x.fail(h13, 503, pageAppError)
+			return false, nil
+		}
 		now = r.cfg.Now()
 	}
 }
@@ -501,7 +511,10 @@ func (x *exchange) exchangeWith(be *backend, u *upConn) bool {
 			x.service, x.serviced = r.cfg.FirstByte, true
 			x.fail(h12, 503, pageAppError)
 		case err == io.EOF || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) || werr != nil:
-			if reused && replayable {
+			// A pooled connection the dyno closed meanwhile, or a dyno that
+			// died under an idempotent request: nothing reached the app's
+			// response yet, so the request goes again.
+			if replayable && (reused || x.idempotent()) {
 				return true
 			}
 			x.fail(h13, 503, pageAppError)
@@ -946,6 +959,11 @@ func (x *exchange) writeRequestHead(w *bufio.Writer) {
 		w.WriteString("\r\n")
 	}
 	w.WriteString("\r\n")
+}
+
+func (x *exchange) idempotent() bool {
+	m := x.method
+	return string(m) == "GET" || string(m) == "HEAD" || string(m) == "OPTIONS"
 }
 
 func methodHasBody(m []byte) bool {

@@ -58,11 +58,18 @@ func startDynoServer(t *testing.T, dataDir string, fresh bool, bridge, subnet st
 
 func importImage(t *testing.T, dataDir string) string {
 	t.Helper()
+	return importImageOf(t, dataDir, dynoApp)
+}
+
+// importImageOf builds an image from a Go program's source and puts it in
+// the server's image store.
+func importImageOf(t *testing.T, dataDir, mainGo string) string {
+	t.Helper()
 	store, err := image.Open(filepath.Join(dataDir, "images"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	refs, err := store.ImportLayout(imagetest.BuildGo(t, dynoApp))
+	refs, err := store.ImportLayout(imagetest.BuildGo(t, mainGo))
 	if err != nil {
 		t.Fatal(err)
 	}

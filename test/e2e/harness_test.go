@@ -162,6 +162,8 @@ type server struct {
 	DataDir    string
 	Home       string
 
+	RouterURL, RouterTLSURL string // the router's, from the banner
+
 	cmd      *exec.Cmd
 	stdout   syncBuffer
 	stderr   syncBuffer
@@ -189,7 +191,8 @@ func startServerIn(t *testing.T, dataDir string, fresh bool, extra ...string) *s
 	t.Helper()
 	bin := skiffBinary(t)
 	s := &server{DataDir: dataDir, Home: t.TempDir(), done: make(chan struct{})}
-	args := []string{"server", "--data-dir", dataDir, "--api-addr", "127.0.0.1:0", "--base-domain", "localhost", "--dynos=false"}
+	args := []string{"server", "--data-dir", dataDir, "--api-addr", "127.0.0.1:0", "--base-domain", "localhost", "--dynos=false",
+		"--router-http-addr", "127.0.0.1:0", "--router-https-addr", "127.0.0.1:0"}
 	s.cmd = exec.Command(bin, append(args, extra...)...)
 	s.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + s.Home, "TMPDIR=" + os.TempDir()}
 	s.cmd.Dir = s.Home
@@ -232,6 +235,10 @@ func startServerIn(t *testing.T, dataDir string, fresh bool, extra ...string) *s
 		case line := <-lines:
 			if v, ok := strings.CutPrefix(line, "API URL: "); ok {
 				s.URL = strings.TrimSpace(v)
+			} else if v, ok := strings.CutPrefix(line, "Router http: "); ok {
+				s.RouterURL = strings.TrimSpace(v)
+			} else if v, ok := strings.CutPrefix(line, "Router https: "); ok {
+				s.RouterTLSURL = strings.TrimSpace(v)
 			} else if v, ok := strings.CutPrefix(line, "Admin email: "); ok {
 				s.AdminEmail = strings.TrimSpace(v)
 			} else if v, ok := strings.CutPrefix(line, "Admin token: "); ok {
