@@ -32,6 +32,8 @@ import (
 
 const host = "app.bench.test"
 
+var skiffProcs int
+
 func main() {
 	backend := flag.String("backend", "", "internal: run one backend on this address")
 	duration := flag.Duration("duration", 10*time.Second, "measured time of each wrk run")
@@ -41,6 +43,7 @@ func main() {
 	only := flag.String("only", "", "comma-separated subset of: direct,nginx,haproxy,caddy,skiff,skiff-p2c")
 	scen := flag.String("scenarios", "http,https,https-new", "comma-separated scenarios")
 	keep := flag.Bool("keep", false, "keep the temporary directory (configs, logs)")
+	flag.IntVar(&skiffProcs, "skiff-procs", 0, "GOMAXPROCS for skiff router (0: Go's default, the number of cores)")
 	rounds := flag.Int("rounds", 3, "rounds per scenario; the proxies take turns in each round and the median round is reported")
 	flag.Parse()
 	if *backend != "" {
@@ -96,6 +99,9 @@ func start(dir, name string, args ...string) (*proc, error) {
 	}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if strings.HasPrefix(name, "skiff") && skiffProcs > 0 {
+		cmd.Env = append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", skiffProcs))
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
@@ -244,12 +250,16 @@ func run(d time.Duration, conns, threads, rounds int, skiffBin, only, scen strin
 					exec.Command("wrk", append(append([]string{}, args[:4]...), "-d", "2s", "-H", "Host: "+host, url)...).Run()
 					order = append(order, t.name)
 				}
+				cpu0 := t.cpu()
 				out, err := exec.Command("wrk", append(args, url)...).CombinedOutput()
 				if err != nil {
 					return fmt.Errorf("wrk %s %s: %v\n%s", t.name, sc, err, out)
 				}
 				res := parseWrk(string(out))
 				res.name = t.name
+				if reqs := res.rps * d.Seconds(); reqs > 0 && t.name != "direct" {
+					res.cpuPerReq = time.Duration(float64(t.cpu()-cpu0) / reqs)
+				}
 				runs[t.name] = append(runs[t.name], res)
 			}
 		}
@@ -274,6 +284,42 @@ func median(rs []result) result {
 		m.non2x += r.non2x
 	}
 	return m
+}
+
+// cpu is the CPU time (user + system) used so far by the target's
+// processes: every process in their process groups (nginx's workers,
+// too).
+func (t *target) cpu() time.Duration {
+	groups := map[int]bool{}
+	for _, p := range t.procs {
+		if p.cmd != nil && p.cmd.Process != nil {
+			groups[p.cmd.Process.Pid] = true
+		}
+	}
+	ents, _ := os.ReadDir("/proc")
+	var ticks int64
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// Fields after the command (which may hold spaces) in parentheses.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		pgrp, _ := strconv.Atoi(f[2])
+		if !groups[pgrp] {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += u + s
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ
 }
 
 func portOf(addr string) int {
@@ -301,6 +347,7 @@ func probe(scheme string, port int) error {
 type result struct {
 	name          string
 	rps           float64
+	cpuPerReq     time.Duration // proxy CPU time (user+system, all its processes) per request
 	p50, p99      time.Duration
 	errors, non2x int
 }
@@ -346,14 +393,21 @@ func printResults(sc string, rs []result) {
 			ref = &rs[i]
 		}
 	}
-	fmt.Printf("\n## %s\n\n| proxy | requests/s | p50 | p99 | ×nginx req/s | ×nginx p99 | errors |\n|---|---:|---:|---:|---:|---:|---:|\n", sc)
+	fmt.Printf("\n## %s\n\n| proxy | requests/s | p50 | p99 | ×nginx req/s | ×nginx p99 | proxy CPU/request | ×nginx CPU | errors |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n", sc)
 	for _, r := range rs {
-		ratio, pr := "", ""
+		ratio, pr, cr := "", "", ""
 		if ref != nil && ref.rps > 0 {
 			ratio = fmt.Sprintf("%.2f", r.rps/ref.rps)
 			pr = fmt.Sprintf("%.2f", float64(r.p99)/float64(ref.p99))
+			if ref.cpuPerReq > 0 && r.cpuPerReq > 0 {
+				cr = fmt.Sprintf("%.2f", float64(r.cpuPerReq)/float64(ref.cpuPerReq))
+			}
 		}
-		fmt.Printf("| %s | %.0f | %s | %s | %s | %s | %d |\n", r.name, r.rps, r.p50, r.p99, ratio, pr, r.errors+r.non2x)
+		cpu := "–"
+		if r.cpuPerReq > 0 {
+			cpu = fmt.Sprintf("%.1fµs", float64(r.cpuPerReq)/1e3)
+		}
+		fmt.Printf("| %s | %.0f | %s | %s | %s | %s | %s | %s | %d |\n", r.name, r.rps, r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), ratio, pr, cpu, cr, r.errors+r.non2x)
 	}
 }
 

@@ -78,7 +78,10 @@ func (h *h1) serveOne() bool {
 		}
 	}
 	x.start = r.cfg.Now()
-	h.c.SetReadDeadline(x.start.Add(r.cfg.HeadTimeout))
+	if !h.headBuffered() {
+		// The rest of the head must come within HeadTimeout (slowloris).
+		h.c.SetReadDeadline(x.start.Add(r.cfg.HeadTimeout))
+	}
 	x.resetOutcome()
 	if err := h.req.read(h.br, requestLimits, false); err != nil {
 		if err == io.EOF && len(h.req.buf) == 0 {
@@ -122,6 +125,12 @@ func (h *h1) serveOne() bool {
 		}
 	}
 	return x.keepAlive
+}
+
+// headBuffered reports whether a whole request head is already read.
+func (h *h1) headBuffered() bool {
+	b, _ := h.br.Peek(h.br.Buffered())
+	return bytes.Contains(b, []byte("\r\n\r\n"))
 }
 
 // parseRequest checks the request head and sets the exchange's request

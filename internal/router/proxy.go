@@ -457,7 +457,6 @@ func (x *exchange) exchangeWith(be *backend, u *upConn) bool {
 			x.expect = false
 			x.down.continue100()
 		}
-		u.c.SetWriteDeadline(sent.Add(r.cfg.Idle))
 		if x.cbr != nil && x.bodyLen > 0 && x.bodyLen <= int64(x.cbr.Buffered()) {
 			// The whole body is here already: send it with the head.
 			if code, err := x.sendBody(u); code != nil {
@@ -561,10 +560,15 @@ func (x *exchange) sendBody(u *upConn) (*hcode, error) {
 	buf := x.bodyBuf
 	var last time.Time
 	var nb [16]byte
+	// The body's bytes must keep moving both ways: the client's reads and
+	// the dyno's writes get a rolling Idle deadline, pushed at most every
+	// Idle/8, and the dyno's is lifted once the body is through.
+	defer u.c.SetWriteDeadline(time.Time{})
 	for {
-		if x.cc != nil {
-			if now := x.r.cfg.Now(); now.Sub(last) > x.r.cfg.Idle/8 {
-				last = now
+		if now := x.r.cfg.Now(); now.Sub(last) > x.r.cfg.Idle/8 {
+			last = now
+			u.c.SetWriteDeadline(now.Add(x.r.cfg.Idle))
+			if x.cc != nil {
 				x.cc.SetReadDeadline(now.Add(x.r.cfg.Idle))
 			}
 		}
@@ -778,7 +782,8 @@ func (x *exchange) relayResponse(u *upConn, status int, sent time.Time) {
 	}
 	x.service, x.serviced = r.cfg.Now().Sub(sent), true
 	if ok && upKeep && u.br.Buffered() == 0 {
-		u.c.SetReadDeadline(time.Time{})
+		// Its read deadline may expire while pooled: harmless, nobody
+		// reads an idle connection and the next request sets its own.
 		u.reused = false
 		r.returnConn(x, u)
 	} else {
@@ -804,7 +809,11 @@ func (x *exchange) copyResponse(u *upConn, body io.Reader, untilClose bool) bool
 	r := x.r
 	buf := x.copyBuf
 	last := r.cfg.Now()
-	u.c.SetReadDeadline(last.Add(r.cfg.Idle))
+	if fr, ok := body.(*fixedReader); !ok || fr.left > int64(u.br.Buffered()) {
+		// More is to come from the dyno: from now on it may pause up to
+		// Idle (a body already buffered needs no deadline).
+		u.c.SetReadDeadline(last.Add(r.cfg.Idle))
+	}
 	for {
 		m, err := body.Read(buf)
 		if m > 0 {
