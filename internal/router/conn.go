@@ -319,9 +319,9 @@ func (h *h1) writeHead(x *exchange, resp *head, status int, length int64) error 
 	switch {
 	case status == 101 || length == noBody:
 	case length >= 0:
-		var nb [20]byte
 		w.WriteString("Content-Length: ")
-		w.Write(strconv.AppendInt(nb[:0], length, 10))
+		x.scratch = strconv.AppendInt(x.scratch[:0], length, 10)
+		w.Write(x.scratch)
 		w.WriteString("\r\n")
 	case h.http10:
 		x.keepAlive = false
@@ -354,8 +354,8 @@ func (h *h1) Write(p []byte) (int, error) {
 	if !h.chunked {
 		return h.bw.Write(p)
 	}
-	var nb [16]byte
-	h.bw.Write(strconv.AppendInt(nb[:0], int64(len(p)), 16))
+	h.x.scratch = strconv.AppendInt(h.x.scratch[:0], int64(len(p)), 16)
+	h.bw.Write(h.x.scratch)
 	h.bw.WriteString("\r\n")
 	n, err := h.bw.Write(p)
 	h.bw.WriteString("\r\n")

@@ -80,10 +80,12 @@ type exchange struct {
 	keepAlive   bool // the client connection may carry another request
 	respStarted bool
 
-	copyBuf  []byte
-	bodyBuf  []byte
-	logBuf   []byte
-	bodyDone chan bodyResult // the request body still being sent, full duplex
+	respFixed  fixedReader   // response body readers, reused
+	respChunks chunkedReader //
+	copyBuf    []byte
+	bodyBuf    []byte
+	logBuf     []byte
+	bodyDone   chan bodyResult // the request body still being sent, full duplex
 
 	cc  net.Conn      // HTTP/1.1 client connection (nil for HTTP/2)
 	cbr *bufio.Reader // its reader
@@ -740,16 +742,14 @@ func (x *exchange) relayResponse(u *upConn, status int, sent time.Time) {
 		return
 	}
 	var body io.Reader
-	var cr chunkedReader
-	var fr fixedReader
 	switch {
 	case n == 0 || n == noBody:
 	case n > 0:
-		fr = fixedReader{r: u.br, left: n}
-		body = &fr
+		x.respFixed = fixedReader{r: u.br, left: n}
+		body = &x.respFixed
 	case n == -1:
-		cr.reset(u.br)
-		body = &cr
+		x.respChunks.reset(u.br)
+		body = &x.respChunks
 	default:
 		body = u.br
 	}
@@ -942,8 +942,8 @@ func (x *exchange) writeRequestHead(w *bufio.Writer) {
 	}
 	w.WriteString(x.port)
 	w.WriteString("\r\nX-Request-Start: ")
-	var nb [20]byte
-	w.Write(strconv.AppendInt(nb[:0], unixMilli(x.start), 10))
+	x.scratch = strconv.AppendInt(x.scratch[:0], unixMilli(x.start), 10)
+	w.Write(x.scratch)
 	w.WriteString("\r\nX-Request-Id: ")
 	w.Write(x.reqID)
 	w.WriteString("\r\nVia: ")
@@ -964,7 +964,8 @@ func (x *exchange) writeRequestHead(w *bufio.Writer) {
 		w.WriteString("Transfer-Encoding: chunked\r\n")
 	default:
 		w.WriteString("Content-Length: ")
-		w.Write(strconv.AppendInt(nb[:0], x.bodyLen, 10))
+		x.scratch = strconv.AppendInt(x.scratch[:0], x.bodyLen, 10)
+		w.Write(x.scratch)
 		w.WriteString("\r\n")
 	}
 	w.WriteString("\r\n")
