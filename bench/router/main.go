@@ -494,7 +494,7 @@ func startHAProxy(dir string, t *target, backends []string, combined string) err
 		fmt.Fprintf(&srv, "  server s%d %s\n", i, b)
 	}
 	conf := fmt.Sprintf(`global
-  maxconn 20000
+  maxconn 8000
   nbthread 2
 defaults
   mode http
