@@ -31,8 +31,10 @@ type h1 struct {
 }
 
 var h1Pool = sync.Pool{New: func() any {
-	h := &h1{br: bufio.NewReaderSize(nil, 8192), bw: bufio.NewWriterSize(nil, 8192)}
-	h.x.copyBuf = make([]byte, 32<<10)
+	// Small buffers: an idle keep-alive connection costs ~10 KB. Longer
+	// lines (up to Heroku's 8 KB limits) are assembled piecewise.
+	h := &h1{br: bufio.NewReaderSize(nil, 4096), bw: bufio.NewWriterSize(nil, 4096)}
+	h.x.scratch = make([]byte, 0, 32)
 	return h
 }}
 
@@ -120,7 +122,7 @@ func (h *h1) serveOne() bool {
 		if _, err := io.Copy(io.Discard, io.LimitReader(x.body, 1<<20)); err != nil {
 			return false
 		}
-		if _, err := x.body.Read(x.copyBuf[:1]); err != io.EOF {
+		if _, err := x.body.Read(x.scratch[:1]); err != io.EOF {
 			return false
 		}
 	}

@@ -19,9 +19,7 @@ type h2 struct {
 }
 
 var h2Pool = sync.Pool{New: func() any {
-	h := &h2{}
-	h.x.copyBuf = make([]byte, 32<<10)
-	return h
+	return &h2{}
 }}
 
 func (r *Router) serveH2(w http.ResponseWriter, req *http.Request) {

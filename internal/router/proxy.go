@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -82,8 +83,6 @@ type exchange struct {
 
 	respFixed  fixedReader   // response body readers, reused
 	respChunks chunkedReader //
-	copyBuf    []byte
-	bodyBuf    []byte
 	logBuf     []byte
 	bodyDone   chan bodyResult // the request body still being sent, full duplex
 
@@ -531,7 +530,7 @@ func (x *exchange) exchangeWith(be *backend, u *upConn) bool {
 	if x.upgrade != nil && status == 101 {
 		x.relayUpgrade(u, sent)
 	} else {
-		x.relayResponse(u, status, sent)
+		x.relayResponse(be, u, status, sent)
 	}
 	if x.bodyDone != nil {
 		<-x.bodyDone // u is closed: the sender ends at the latest after Idle
@@ -545,6 +544,10 @@ func (x *exchange) exchangeWith(be *backend, u *upConn) bool {
 // 204, 304): its Content-Length, if any, passes through as is.
 const noBody = -3
 
+// copyBufs hold response bodies on their way; taken per response, so
+// idle connections hold none.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 var errClientBody = errors.New("client body")
 
 type bodyResult struct {
@@ -556,10 +559,9 @@ type bodyResult struct {
 // code when the client is at fault: a client that stops sending for Idle
 // is H28, one that hangs up H27, a malformed chunk H26.
 func (x *exchange) sendBody(u *upConn) (*hcode, error) {
-	if x.bodyBuf == nil {
-		x.bodyBuf = make([]byte, 16<<10)
-	}
-	buf := x.bodyBuf
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
 	var last time.Time
 	var nb [16]byte
 	// The body's bytes must keep moving both ways: the client's reads and
@@ -720,7 +722,7 @@ func (x *exchange) respLength(status int) (int64, bool, error) {
 // relayResponse sends the response head and streams the body to the
 // client, then returns the dyno connection to the pool when it can carry
 // another request.
-func (x *exchange) relayResponse(u *upConn, status int, sent time.Time) {
+func (x *exchange) relayResponse(be *backend, u *upConn, status int, sent time.Time) {
 	r := x.r
 	n, upKeep, err := x.respLength(status)
 	if err != nil {
@@ -785,20 +787,10 @@ func (x *exchange) relayResponse(u *upConn, status int, sent time.Time) {
 		// Its read deadline may expire while pooled: harmless, nobody
 		// reads an idle connection and the next request sets its own.
 		u.reused = false
-		r.returnConn(x, u)
+		be.pool.put(u, r.cfg.Now())
 	} else {
 		u.discard()
 	}
-}
-
-func (r *Router) returnConn(x *exchange, u *upConn) {
-	for _, b := range x.route.backends {
-		if b.name == x.dyno {
-			b.pool.put(u, r.cfg.Now())
-			return
-		}
-	}
-	u.discard()
 }
 
 // copyResponse streams the body, flushing to the client whenever the
@@ -807,7 +799,9 @@ func (r *Router) returnConn(x *exchange, u *upConn) {
 // client going away is H27.
 func (x *exchange) copyResponse(u *upConn, body io.Reader, untilClose bool) bool {
 	r := x.r
-	buf := x.copyBuf
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
 	last := r.cfg.Now()
 	if fr, ok := body.(*fixedReader); !ok || fr.left > int64(u.br.Buffered()) {
 		// More is to come from the dyno: from now on it may pause up to
