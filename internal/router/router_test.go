@@ -351,6 +351,36 @@ func TestHCodes(t *testing.T) {
 	}
 }
 
+// TestBacklog: more than 200 requests in flight per up dyno is H11.
+func TestBacklog(t *testing.T) {
+	release := make(chan struct{})
+	var arrived sync.WaitGroup
+	arrived.Add(200)
+	a := dyno(t, func(w http.ResponseWriter, r *http.Request) {
+		arrived.Done()
+		<-release
+	})
+	cfg := fastConfig()
+	cfg.FirstByte = 10 * time.Second
+	h := start(t, cfg, app("alpha", a))
+	var done sync.WaitGroup
+	for i := 0; i < 200; i++ {
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			raw(t, h.addr, "GET / HTTP/1.1\r\nHost: alpha.skiff.test\r\nConnection: close\r\n\r\n")
+		}()
+	}
+	arrived.Wait()
+	resp := raw(t, h.addr, "GET / HTTP/1.1\r\nHost: alpha.skiff.test\r\nConnection: close\r\n\r\n")
+	close(release)
+	done.Wait()
+	if !strings.HasPrefix(resp, "HTTP/1.1 503 ") {
+		t.Errorf("request 201: %.100q", resp)
+	}
+	h.logs.wait(t, `at=error code=H11 desc="Backlog too deep"`)
+}
+
 // TestConnectFailures: refused dynos are quarantined and the request is
 // retried on another; all dynos quarantined ends in H99.
 func TestConnectFailures(t *testing.T) {
