@@ -21,24 +21,35 @@ func (r *Router) emit(appID, app string, line []byte) {
 	}
 }
 
+// logLoop hands queued lines to the sink every few milliseconds rather
+// than as each arrives: a proxied request then never wakes another
+// goroutine just to log.
 func (r *Router) logLoop() {
 	defer r.wg.Done()
-	for {
-		select {
-		case e := <-r.logs:
-			r.cfg.Log(e.appID, e.app, e.line)
-		case <-r.done:
-			for {
-				select {
-				case e := <-r.logs:
-					r.cfg.Log(e.appID, e.app, e.line)
-				default:
-					return
-				}
+	tick := time.NewTicker(logEvery)
+	defer tick.Stop()
+	drain := func() {
+		for {
+			select {
+			case e := <-r.logs:
+				r.cfg.Log(e.appID, e.app, e.line)
+			default:
+				return
 			}
 		}
 	}
+	for {
+		select {
+		case <-tick.C:
+			drain()
+		case <-r.done:
+			drain()
+			return
+		}
+	}
 }
+
+const logEvery = 5 * time.Millisecond
 
 // hcode is a router error: Heroku's code, description, status and log level.
 type hcode struct {
