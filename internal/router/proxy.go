@@ -6,7 +6,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"os"
 	"strconv"
 	"sync"
 	"syscall"
@@ -1057,5 +1056,3 @@ func trimOWS(b []byte) []byte {
 	}
 	return b
 }
-
-var _ = os.ErrDeadlineExceeded
