@@ -22,7 +22,7 @@ var h2Pool = sync.Pool{New: func() any {
 	return &h2{}
 }}
 
-func (r *Router) serveH2(w http.ResponseWriter, req *http.Request) {
+func (r *Router) serveH2(w http.ResponseWriter, req *http.Request, port string) {
 	h := h2Pool.Get().(*h2)
 	defer func() {
 		h.w = nil
@@ -35,12 +35,7 @@ func (r *Router) serveH2(w http.ResponseWriter, req *http.Request) {
 	x.start = r.cfg.Now()
 	x.resetOutcome()
 	x.cc, x.cbr = nil, nil
-	x.port = "443"
-	if a, ok := req.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		if _, p, err := net.SplitHostPort(a.String()); err == nil {
-			x.port = p
-		}
-	}
+	x.port = port
 	host, _, err := net.SplitHostPort(req.RemoteAddr)
 	if err != nil {
 		host = req.RemoteAddr

@@ -57,7 +57,6 @@ type Router struct {
 	logs   chan logEntry
 	drops  atomic.Uint64
 	h2     http2.Server
-	h2h    http.Handler
 
 	mu        sync.Mutex
 	listeners map[net.Listener]bool
@@ -95,7 +94,6 @@ func New(cfg Config) *Router {
 	}
 	r := &Router{cfg: cfg, listeners: map[net.Listener]bool{}, conns: map[net.Conn]bool{}, done: make(chan struct{})}
 	r.tab.Store(r.states.build(nil, cfg.PoolIdle))
-	r.h2h = http.HandlerFunc(r.serveH2)
 	r.h2.IdleTimeout = cfg.KeepAlive
 	if cfg.Log != nil {
 		r.logs = make(chan logEntry, cfg.LogQueue)
@@ -197,7 +195,8 @@ func (r *Router) serveTLSConn(c net.Conn, tc *tls.Config, port string) {
 	}
 	c.SetDeadline(time.Time{})
 	if t.ConnectionState().NegotiatedProtocol == "h2" {
-		r.h2.ServeConn(t, &http2.ServeConnOpts{Handler: r.h2h, BaseConfig: &http.Server{}})
+		h := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { r.serveH2(w, req, port) })
+		r.h2.ServeConn(t, &http2.ServeConnOpts{Handler: h, BaseConfig: &http.Server{}})
 		t.Close()
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -819,7 +820,7 @@ func TestBalance(t *testing.T) {
 func TestHTTP2AndTLS(t *testing.T) {
 	seen := make(chan string, 4)
 	a := dyno(t, func(w http.ResponseWriter, r *http.Request) {
-		seen <- r.Proto + " " + r.Header.Get("X-Forwarded-Proto") + " " + r.Header.Get("Via")
+		seen <- r.Proto + " " + r.Header.Get("X-Forwarded-Proto") + " " + r.Header.Get("X-Forwarded-Port") + " " + r.Header.Get("Via")
 		b, _ := io.ReadAll(r.Body)
 		io.WriteString(w, "hello "+string(b))
 	})
@@ -852,8 +853,8 @@ func TestHTTP2AndTLS(t *testing.T) {
 		if res.ProtoMajor != wantProto || string(b) != "hello body" {
 			t.Errorf("h2=%v: %s %q", h2, res.Proto, b)
 		}
-		if got := <-seen; got != "HTTP/1.1 https "+wantVia {
-			t.Errorf("dyno saw %q", got)
+		if got, want := <-seen, "HTTP/1.1 https "+strconv.Itoa(l.Addr().(*net.TCPAddr).Port)+" "+wantVia; got != want {
+			t.Errorf("dyno saw %q, want %q", got, want)
 		}
 		tr.CloseIdleConnections()
 	}
