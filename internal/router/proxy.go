@@ -834,11 +834,14 @@ func (x *exchange) copyResponse(u *upConn, body io.Reader, untilClose bool) bool
 		}
 		if err != nil {
 			var ne net.Error
+			// The client's response is cut short; the log line says 503,
+			// as Heroku's does.
 			if errors.As(err, &ne) && ne.Timeout() {
 				x.code = h15
 			} else {
 				x.code, x.sock = h18, "backend"
 			}
+			x.status = 503
 			x.keepAlive = false
 			return false
 		}

@@ -346,6 +346,9 @@ func TestHCodes(t *testing.T) {
 			}
 		})
 	}
+	if line := h.logs.wait(t, "partial at=error code=H18"); !strings.Contains(line, "status=503 bytes=10 ") {
+		t.Errorf("H18 line %q, want status=503 and the bytes sent", line)
+	}
 	line := h.logs.wait(t, "slow at=error code=H12")
 	if !strings.Contains(line, "service=300ms status=503 bytes=0") {
 		t.Errorf("H12 line %q, want service=FirstByte", line)
