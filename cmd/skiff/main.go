@@ -23,5 +23,12 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "router" {
+		if err := runRouter(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "skiff router:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/skiffhq/skiff/internal/image"
 	"github.com/skiffhq/skiff/internal/logplex"
 	"github.com/skiffhq/skiff/internal/network"
+	"github.com/skiffhq/skiff/internal/metrics"
 	"github.com/skiffhq/skiff/internal/pki"
 	"github.com/skiffhq/skiff/internal/platform"
 	"github.com/skiffhq/skiff/internal/runtime"
@@ -58,6 +59,8 @@ type serverConfig struct {
 	registry registryConfig // the embedded container registry (registry.go)
 
 	rendezvous rendezvousConfig // heroku run (rendezvous.go)
+
+	routerHTTP, routerHTTPS string // Router: listen addresses ("off": none)
 }
 
 func defaultDataDir() string {
@@ -106,6 +109,8 @@ func parseServerFlags(args []string) (*serverConfig, error) {
 	c.certs.register(str)
 	checkRegistry := registryFlags(fs, &c.registry)
 	c.rendezvous.flags(fs)
+	str(&c.routerHTTP, "router-http-addr", "SKIFF_ROUTER_HTTP_ADDR", "127.0.0.1:8080", "address the router serves apps on over HTTP (off: none)")
+	str(&c.routerHTTPS, "router-https-addr", "SKIFF_ROUTER_HTTPS_ADDR", "127.0.0.1:8443", "address the router serves apps on over HTTPS (off: none)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: skiff server [flags]\n\nRuns the Skiff API with embedded defaults (SQLite under --data-dir).\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -179,7 +184,8 @@ func runServer(args []string) error {
 	bus := platform.NewBus()
 	p := platform.New(db, bus, platform.WithLimits(platform.Limits{MaxDynos: cfg.maxDynos}), platform.WithBaseDomain(cfg.baseDomain))
 	// Certificates: GetCertificate and ChallengeHandler are for the router.
-	if _, err := startCerts(ctx, cfg, p, bus, ca, log); err != nil {
+	certMgr, err := startCerts(ctx, cfg, p, bus, ca, log)
+	if err != nil {
 		return err
 	}
 
@@ -205,12 +211,6 @@ func runServer(args []string) error {
 		return err
 	}
 	defer stopDrains()
-	stopMetrics, err := startMetrics(cfg.metricsAddr, log, logs, drains)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	defer stopMetrics()
 	// End of Logplex.
 
 	images, err := image.Open(filepath.Join(cfg.dataDir, "images"))
@@ -228,6 +228,28 @@ func runServer(args []string) error {
 		}
 		defer stopDynos()
 	}
+
+	// Router.
+	rtr, stopRouter, err := startRouter(ctx, routerSetup{httpAddr: cfg.routerHTTP, httpsAddr: cfg.routerHTTPS,
+		baseDomain: cfg.baseDomain, platform: p, bus: bus, dynos: dynos, logs: logs, certs: certMgr,
+		domains: p.Hostnames, log: log})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopRouter()
+
+	// Metrics of the log pipeline and the router, for monitoring.
+	sources := []metrics.Source{logs, drains}
+	if rtr != nil {
+		sources = append(sources, rtr)
+	}
+	stopMetrics, err := startMetrics(cfg.metricsAddr, log, sources...)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopMetrics()
 
 	base := cfg.baseDomain
 	apiCfg := api.Config{
@@ -320,6 +342,7 @@ func startDynos(ctx context.Context, cfg *serverConfig, p *platform.Platform, bu
 	m := dyno.New(dyno.Config{
 		Runner: &dyno.ContainerRunner{Images: images, Net: nw, Runtime: rt, Init: init},
 		Source: p, Events: bus, Logs: logs, Log: log,
+		Unroute: 100 * time.Millisecond, // the router's feed takes ~10 ms to drop a stopping dyno
 	})
 	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})

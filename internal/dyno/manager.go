@@ -48,6 +48,7 @@ type Config struct {
 	Cycle         time.Duration   // a dyno is restarted ("Cycling") after running this long (default 24 h)…
 	CycleJitter   time.Duration   // …plus a random part of this (default 216 min), so an app's dynos don't cycle together
 	Now           func() time.Time
+	Unroute       time.Duration // a web dyno leaves the router's table this long before its SIGTERM (default 0)
 }
 
 // HerokuBackoff is Heroku's crash restart schedule: the first restart is
@@ -65,6 +66,7 @@ type Manager struct {
 	retired map[*supervisor]bool              // preboot: old dynos running until their replacements are up
 	phases  map[string]bool                   // release ids whose release phase is running
 	ctx     context.Context
+	watch   func(appID string) // told of every dyno state or address change (the router's feed)
 	wg      sync.WaitGroup
 }
 
@@ -325,6 +327,24 @@ func (m *Manager) stopAll() {
 	}
 	m.mu.Unlock()
 	m.wg.Wait()
+}
+
+// Watch registers fn to be told, without delay, when one of an app's dynos
+// changes state or stops being reachable (the router follows this). fn
+// must not block.
+func (m *Manager) Watch(fn func(appID string)) {
+	m.mu.Lock()
+	m.watch = fn
+	m.mu.Unlock()
+}
+
+func (m *Manager) changed(appID string) {
+	m.mu.Lock()
+	fn := m.watch
+	m.mu.Unlock()
+	if fn != nil {
+		fn(appID)
+	}
 }
 
 // Dynos lists an app's dynos, ordered by type and number.

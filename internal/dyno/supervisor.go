@@ -103,6 +103,7 @@ func (s *supervisor) setState(state string) {
 	s.mu.Unlock()
 	if old != state {
 		s.log("State changed from %s to %s", old, state)
+		s.m.changed(s.info.AppID)
 	}
 	if state == StateUp || state == StateCrashed {
 		s.settle.Do(func() { close(s.settled) })
@@ -309,6 +310,16 @@ func (s *supervisor) runOnce(ctx context.Context) outcome {
 // terminate stops the process gracefully: SIGTERM, then SIGKILL and R12 if
 // it is still alive after the grace period.
 func (s *supervisor) terminate(p Process, exited <-chan Exit) {
+	// The router stops sending new requests before the process is told
+	// to stop.
+	s.mu.Lock()
+	routed := s.info.Addr != ""
+	s.info.Addr = ""
+	s.mu.Unlock()
+	if routed {
+		s.m.changed(s.info.AppID)
+		time.Sleep(s.m.cfg.Unroute)
+	}
 	s.log("Stopping all processes with SIGTERM")
 	p.Signal(syscall.SIGTERM)
 	grace := time.NewTimer(s.m.cfg.StopTimeout)

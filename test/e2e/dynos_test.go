@@ -59,7 +59,14 @@ func startDynoServer(t *testing.T, dataDir string, fresh bool, bridge, subnet st
 
 func importImage(t *testing.T, dataDir string) string {
 	t.Helper()
-	return importLayout(t, dataDir, imagetest.BuildGo(t, dynoApp))
+	return importImageOf(t, dataDir, dynoApp)
+}
+
+// importImageOf builds an image from a Go program's source and puts it in
+// the server's image store.
+func importImageOf(t *testing.T, dataDir, mainGo string) string {
+	t.Helper()
+	return importLayout(t, dataDir, imagetest.BuildGo(t, mainGo))
 }
 
 // importLayout puts the image of an OCI layout into the image store of a

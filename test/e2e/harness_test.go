@@ -164,6 +164,8 @@ type server struct {
 	DataDir    string
 	Home       string
 
+	RouterURL, RouterTLSURL string // the router's, from the banner
+
 	cmd      *exec.Cmd
 	stdout   syncBuffer
 	stderr   syncBuffer
@@ -194,7 +196,7 @@ func startServerIn(t *testing.T, dataDir string, fresh bool, extra ...string) *s
 	// No registry unless asked for (--registry-addr 127.0.0.1:0 in extra):
 	// with one, releases must name images it holds.
 	args := []string{"server", "--data-dir", dataDir, "--api-addr", "127.0.0.1:0", "--base-domain", "localhost", "--dynos=false",
-		"--registry-addr", "off"}
+		"--registry-addr", "off", "--router-http-addr", "127.0.0.1:0", "--router-https-addr", "127.0.0.1:0"}
 	wantRegistry := slices.Contains(extra, "--registry-addr")
 	s.cmd = exec.Command(bin, append(args, extra...)...)
 	s.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + s.Home, "TMPDIR=" + os.TempDir()}
@@ -240,6 +242,10 @@ func startServerIn(t *testing.T, dataDir string, fresh bool, extra ...string) *s
 				s.URL = strings.TrimSpace(v)
 			} else if v, ok := strings.CutPrefix(line, "Registry: "); ok {
 				s.Registry = strings.TrimSpace(v)
+			} else if v, ok := strings.CutPrefix(line, "Router http: "); ok {
+				s.RouterURL = strings.TrimSpace(v)
+			} else if v, ok := strings.CutPrefix(line, "Router https: "); ok {
+				s.RouterTLSURL = strings.TrimSpace(v)
 			} else if v, ok := strings.CutPrefix(line, "Admin email: "); ok {
 				s.AdminEmail = strings.TrimSpace(v)
 			} else if v, ok := strings.CutPrefix(line, "Admin token: "); ok {

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/skiffhq/skiff/internal/certs"
+	"github.com/skiffhq/skiff/internal/dyno"
+	"github.com/skiffhq/skiff/internal/logplex"
+	"github.com/skiffhq/skiff/internal/platform"
+	"github.com/skiffhq/skiff/internal/router"
+	"github.com/skiffhq/skiff/internal/routing"
+)
+
+// routerSetup is what `skiff server` needs to run its router.
+type routerSetup struct {
+	httpAddr, httpsAddr string // "" or "off": not served
+	baseDomain          string
+	platform            *platform.Platform
+	bus                 *platform.Bus
+	dynos               *dyno.Manager // nil without dynos
+	logs                *logplex.Logplex
+	certs               *certs.Manager  // chooses certificates by SNI, answers ACME challenges
+	domains             routing.Domains // custom hostnames of each app
+	log                 *slog.Logger
+}
+
+// startRouter serves apps on their hosts: plain HTTP (which also answers
+// ACME HTTP-01 challenges) and HTTPS with the certificate the certificate
+// manager chooses by SNI, the table fed from the platform and the dyno
+// manager. stop closes the listeners and waits for the router.
+func startRouter(ctx context.Context, s routerSetup) (r *router.Router, stop func(), err error) {
+	off := func(a string) bool { return a == "" || a == "off" }
+	if off(s.httpAddr) && off(s.httpsAddr) {
+		return nil, func() {}, nil
+	}
+	r = router.New(router.Config{
+		GetCertificate: s.certs.GetCertificate,
+		ACME:           s.certs.ChallengeHandler(),
+		Log: func(appID, app, line string) {
+			if appID != "" {
+				s.logs.Log(appID, app, "heroku", "router", line)
+			}
+		},
+	})
+	var ls []net.Listener
+	closeAll := func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}
+	for _, l := range []struct {
+		addr, scheme string
+		serve        func(net.Listener) error
+	}{{s.httpAddr, "http", r.Serve}, {s.httpsAddr, "https", r.ServeTLS}} {
+		if off(l.addr) {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			closeAll()
+			r.Close()
+			return nil, nil, fmt.Errorf("router listener: %w", err)
+		}
+		ls = append(ls, ln)
+		fmt.Printf("Router %s: %s://%s\n", l.scheme, l.scheme, dialable(ln.Addr().(*net.TCPAddr)))
+		go l.serve(ln)
+	}
+	feed := &routing.Feed{Apps: s.platform, Domains: s.domains, BaseDomain: s.baseDomain, Events: s.bus, Set: r.SetRoutes, Log: s.log}
+	if s.dynos != nil {
+		feed.Dynos = s.dynos
+	}
+	feed.Init()
+	if s.dynos != nil {
+		s.dynos.Watch(feed.Notify)
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		feed.Run(fctx)
+	}()
+	return r, func() {
+		cancel()
+		<-done
+		r.Close()
+	}, nil
+}
