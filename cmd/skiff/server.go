@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/skiffhq/skiff/internal/api"
+	"github.com/skiffhq/skiff/internal/build"
 	"github.com/skiffhq/skiff/internal/cli"
 	"github.com/skiffhq/skiff/internal/dyno"
 	"github.com/skiffhq/skiff/internal/image"
@@ -50,6 +51,8 @@ type serverConfig struct {
 	dynoSubnet string
 
 	logStreamMax time.Duration // Logplex: tail streams end after this long and clients reconnect (0: never)
+
+	build buildConfig // builds from source
 }
 
 func defaultDataDir() string {
@@ -93,6 +96,7 @@ func parseServerFlags(args []string) (*serverConfig, error) {
 	str(&maxDynos, "max-dynos", "SKIFF_MAX_DYNOS", "100", "dynos one app may run, all process types together")
 	var logStreamMax string // Logplex.
 	str(&logStreamMax, "log-stream-max", "SKIFF_LOG_STREAM_MAX", "0", "end log tail streams after this long; clients reconnect without loss (0: never)")
+	buildFlags(fs, &c.build)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: skiff server [flags]\n\nRuns the Skiff API with embedded defaults (SQLite under --data-dir).\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -178,15 +182,26 @@ func runServer(args []string) error {
 	context.AfterFunc(ctx, logs.EndStreams) // open tail streams must not hold up the HTTP shutdown
 	// End of Logplex.
 
+	images, err := image.Open(filepath.Join(cfg.dataDir, "images"))
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("image store: %w", err)
+	}
 	var dynos *dyno.Manager
 	var stopDynos func()
+	var builds *build.Service
 	if cfg.dynos {
-		dynos, stopDynos, err = startDynos(ctx, cfg, p, bus, logs, log)
+		dynos, stopDynos, err = startDynos(ctx, cfg, p, bus, logs, images, log)
 		if err != nil {
 			ln.Close()
 			return err
 		}
 		defer stopDynos()
+		if builds, err = startBuilds(ctx, cfg, p, images, apiURL, log); err != nil {
+			ln.Close()
+			return err
+		}
+		defer builds.Close()
 	}
 
 	base := cfg.baseDomain
@@ -201,6 +216,9 @@ func runServer(args []string) error {
 		apiCfg.Dynos = dynos
 	}
 	apiCfg.Logs = logs // Logplex.
+	if builds != nil {
+		apiCfg.Builds = builds
+	}
 	handler := api.New(p, apiCfg)
 
 	fmt.Printf("API URL: %s\n", apiURL)
@@ -209,7 +227,7 @@ func runServer(args []string) error {
 		return err
 	}
 
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+	srv := &http.Server{Handler: withGit(handler, builds), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -231,15 +249,11 @@ func runServer(args []string) error {
 // bridge, runc. Whatever an earlier run left behind (containers, mounts,
 // namespaces) is reaped first. The returned stop waits until every dyno is
 // down, then removes the dyno network.
-func startDynos(ctx context.Context, cfg *serverConfig, p *platform.Platform, bus *platform.Bus, logs dyno.Logs, log *slog.Logger) (*dyno.Manager, func(), error) {
+func startDynos(ctx context.Context, cfg *serverConfig, p *platform.Platform, bus *platform.Bus, logs dyno.Logs, images *image.Store, log *slog.Logger) (*dyno.Manager, func(), error) {
 	hint := " (run as root with runc installed, or start with --dynos=false for an API-only server)"
 	subnet, err := netip.ParsePrefix(cfg.dynoSubnet)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--dyno-subnet: %w", err)
-	}
-	images, err := image.Open(filepath.Join(cfg.dataDir, "images"))
-	if err != nil {
-		return nil, nil, fmt.Errorf("image store: %w", err)
 	}
 	prefix := strings.ReplaceAll(cfg.dynoBridge, "-", "_")
 	// Host-side veth names start with a prefix unique to this bridge: a

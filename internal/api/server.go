@@ -32,6 +32,8 @@ type Config struct {
 	Now    func() time.Time
 	// Logs is the log pipeline (log sessions); nil when this server has none.
 	Logs LogSessions
+	// Builds is the build service; nil when this server builds nothing.
+	Builds Builds
 }
 
 // Server is the Platform API's HTTP handler.
