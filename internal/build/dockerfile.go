@@ -2,6 +2,7 @@ package build
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -83,6 +84,10 @@ var unsupported = map[string]string{
 func parseDockerfile(b []byte) (*dockerfile, error) {
 	res, err := parser.Parse(bytes.NewReader(b))
 	if err != nil {
+		var le *parser.LocationError
+		if errors.As(err, &le) && len(le.Locations) > 0 && len(le.Locations[0]) > 0 {
+			return nil, fmt.Errorf("Dockerfile line %d: %v", le.Locations[0][0].Start.Line, le.Unwrap())
+		}
 		return nil, fmt.Errorf("Dockerfile: %w", err)
 	}
 	df := &dockerfile{escape: '\\'}

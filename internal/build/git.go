@@ -3,7 +3,6 @@ package build
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -154,7 +153,39 @@ func (s *Service) ServeGit(w http.ResponseWriter, r *http.Request) {
 	// The repository's directory is named by the app's id, not its name.
 	r2 := r.Clone(r.Context())
 	r2.URL.Path = "/" + app.ID + ".git" + m[2]
+	if r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
+		// CGI needs a length; git sends large pushes chunked.
+		f, n, err := s.spool(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
+			return
+		}
+		defer os.Remove(f.Name())
+		defer f.Close()
+		r2.Body, r2.ContentLength, r2.TransferEncoding = f, n, nil
+	}
 	h.ServeHTTP(&flushWriter{w}, r2)
+}
+
+// spool copies a request body of unknown length to a temporary file.
+func (s *Service) spool(body io.Reader) (*os.File, int64, error) {
+	f, err := os.CreateTemp(filepath.Join(s.cfg.Dir, "work"), "push-")
+	if err != nil {
+		return nil, 0, err
+	}
+	n, err := io.Copy(f, io.LimitReader(body, s.cfg.MaxSourceBytes+1))
+	if err == nil && n > s.cfg.MaxSourceBytes {
+		err = fmt.Errorf("the push is larger than %d bytes", s.cfg.MaxSourceBytes)
+	}
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, 0, err
+	}
+	return f, n, nil
 }
 
 // flushWriter flushes after every write, so that sideband progress (the
@@ -207,8 +238,9 @@ func (s *Service) serveHook(w http.ResponseWriter, r *http.Request, token string
 			fl.Flush()
 		}
 	}
+	// The output ends once the build's outcome is recorded.
 	_ = s.FollowOutput(r.Context(), b, w, flush)
-	if err := s.Wait(r.Context(), b.ID); err != nil {
+	if done, err := s.cfg.Platform.BuildByStreamKey(r.Context(), b.StreamKey); err != nil || done.Status != "succeeded" {
 		w.Header().Set(hookStatus, "failed")
 		return
 	}
@@ -278,12 +310,11 @@ func RunHook(stdin io.Reader, stdout io.Writer) int {
 		return 1
 	}
 	if resp.Trailer.Get(hookStatus) != "ok" {
+		if archErr != nil {
+			fmt.Fprintf(stdout, " !     git archive: %v\n", archErr)
+		}
 		fmt.Fprintln(stdout, " !     Push rejected: the build failed.")
 		return 1
 	}
-	if archErr != nil && !errors.Is(archErr, context.Canceled) {
-		fmt.Fprintf(stdout, " !     git archive: %v\n", archErr)
-		return 1
-	}
-	return 0
+	return 0 // git archive may have been cut short: an already deployed commit needs no source
 }

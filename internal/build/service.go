@@ -61,7 +61,6 @@ type Service struct {
 type running struct {
 	log  *outputLog
 	done chan struct{}
-	err  error
 }
 
 // New opens the service's directories and marks the builds a previous run
@@ -159,7 +158,7 @@ func (s *Service) Start(ctx context.Context, actor *platform.Account, ident stri
 	go func() {
 		defer s.wg.Done()
 		defer os.RemoveAll(work)
-		run.err = s.run(app, b, src, work, checksum, log)
+		_ = s.run(app, b, src, work, checksum, log)
 		log.Close()
 		s.mu.Lock()
 		delete(s.running, b.ID)
@@ -190,23 +189,6 @@ func (s *Service) checkURL(u string) error {
 func (s *Service) sourcesURL() string { return strings.TrimSuffix(s.cfg.URL, "/") + "/build-sources/" }
 
 func (s *Service) logPath(id string) string { return filepath.Join(s.cfg.Dir, "logs", id+".log") }
-
-// Wait waits for a build started by this service to end and returns its
-// error (nil when it succeeded).
-func (s *Service) Wait(ctx context.Context, id string) error {
-	s.mu.Lock()
-	r := s.running[id]
-	s.mu.Unlock()
-	if r == nil {
-		return nil
-	}
-	select {
-	case <-r.done:
-		return r.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
 
 // OutputURL is a build's output_stream_url.
 func (s *Service) OutputURL(b *platform.Build) string {
@@ -392,7 +374,9 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (s *Service) sourcePath(key string) string { return filepath.Join(s.cfg.Dir, "sources", key+".tar") }
+func (s *Service) sourcePath(key string) string {
+	return filepath.Join(s.cfg.Dir, "sources", key+".tar")
+}
 
 // CreateSource makes an upload slot (POST /apps/{app}/sources): a PUT to
 // put_url stores a tarball that get_url, given as a build's
