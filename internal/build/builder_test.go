@@ -1,8 +1,7 @@
 package build
 
 import (
-	"archive/tar"
-	"bytes"
+		"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -13,47 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiffhq/skiff/internal/build/buildtest"
 	"github.com/skiffhq/skiff/internal/image"
 	"github.com/skiffhq/skiff/internal/runtime"
 )
-
-// busyboxApplets are the links a test root filesystem gets.
-var busyboxApplets = []string{"sh", "echo", "cat", "ls", "mkdir", "rm", "touch", "test", "true", "false",
-	"sleep", "id", "env", "wc", "head", "seq", "yes", "dd", "sync", "cp", "ln", "chmod", "grep", "printf"}
-
-// busyboxRootfs returns a tarball of a small root filesystem: Debian's
-// static busybox (from busybox-static) with links for the usual commands,
-// /etc/passwd with root and app (1000), and /tmp.
-func busyboxRootfs(t testing.TB) []byte {
-	t.Helper()
-	bb, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Fatalf("busybox-static (scripts/install-deps): %v", err)
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	dir := func(name string, mode int64) {
-		tw.WriteHeader(&tar.Header{Name: name + "/", Typeflag: tar.TypeDir, Mode: mode})
-	}
-	file := func(name string, mode int64, body []byte) {
-		tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: mode, Size: int64(len(body))})
-		tw.Write(body)
-	}
-	for _, d := range []string{"bin", "etc", "usr", "usr/bin", "root", "home", "home/app"} {
-		dir(d, 0o755)
-	}
-	dir("tmp", 0o1777)
-	file("bin/busybox", 0o755, bb)
-	for _, a := range busyboxApplets {
-		tw.WriteHeader(&tar.Header{Name: "bin/" + a, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777})
-	}
-	file("etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n"))
-	file("etc/group", 0o644, []byte("root:x:0:\napp:x:1000:\n"))
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
 
 func randomSuffix() string {
 	b := make([]byte, 4)
@@ -91,7 +53,7 @@ func newEnv(t *testing.T) *env {
 			t.Errorf("reap: %v", err)
 		}
 	})
-	id, err := ImportRootfs(images, base, bytes.NewReader(busyboxRootfs(t)), 1<<30)
+	id, err := ImportRootfs(images, base, bytes.NewReader(buildtest.BusyboxRootfs(t)), 1<<30)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/skiffhq/skiff/internal/api"
+	"github.com/skiffhq/skiff/internal/build/buildtest"
 	"github.com/skiffhq/skiff/internal/image/imagetest"
 	"github.com/skiffhq/skiff/internal/platform"
 	"github.com/skiffhq/skiff/internal/store"
@@ -407,25 +408,11 @@ func gitRun(t *testing.T, dir string, ok bool, args ...string) string {
 	return string(out)
 }
 
-const webApp = `package main
-
-import (
-	"fmt"
-	"net/http"
-	"os"
-)
-
-func main() {
-	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "hello from a git push") })
-	http.ListenAndServe(":"+os.Getenv("PORT"), nil)
-}
-`
-
 func TestGitPush(t *testing.T) {
 	s := newServer(t)
 	s.createApp("gitapp")
 	repo := t.TempDir()
-	bin, err := os.ReadFile(imagetest.GoBinary(t, webApp))
+	bin, err := os.ReadFile(imagetest.GoBinary(t, buildtest.WebApp))
 	if err != nil {
 		t.Fatal(err)
 	}

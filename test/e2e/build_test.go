@@ -1,0 +1,93 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/skiffhq/skiff/internal/build/buildtest"
+	"github.com/skiffhq/skiff/internal/image/imagetest"
+)
+
+// git runs the real git client in dir.
+func git(t *testing.T, dir string, ok bool, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1",
+		"GIT_AUTHOR_NAME=dev", "GIT_AUTHOR_EMAIL=dev@example.com", "GIT_COMMITTER_NAME=dev", "GIT_COMMITTER_EMAIL=dev@example.com"}
+	out, err := cmd.CombinedOutput()
+	if (err == nil) != ok {
+		t.Fatalf("git %s: %v (want success: %v)\n%s", strings.Join(args, " "), err, ok, out)
+	}
+	return string(out)
+}
+
+// TestGitPushBuild imports a busybox base image with `skiff stack:import`,
+// pushes a repository with a multi-stage Dockerfile with the real git
+// client, and sees the build's output as remote: lines, the release and
+// the web dyno up on it; then a broken Dockerfile fails `skiff deploy`.
+func TestGitPushBuild(t *testing.T) {
+	t.Parallel()
+	dataDir := t.TempDir()
+	const bridge, subnet = "skbd1", "10.213.236.0/24"
+	s := startDynoServer(t, dataDir, true, bridge, subnet)
+
+	rootfs := filepath.Join(t.TempDir(), "busybox.tar")
+	if err := os.WriteFile(rootfs, buildtest.BusyboxRootfs(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := s.skiff(t, s.AdminToken, "stack:import", "busybox", rootfs)
+	wantContains(t, res, "stderr", "Importing "+rootfs+" as busybox... done, use FROM busybox")
+	h := s.heroku(t, s.AdminToken)
+	h.ok(t, "apps:create", "pushapp")
+
+	repo := t.TempDir()
+	bin, err := os.ReadFile(imagetest.GoBinary(t, buildtest.WebApp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(repo, "web"), bin, 0o755)
+	os.WriteFile(filepath.Join(repo, "Dockerfile"), []byte(`FROM busybox AS build
+WORKDIR /out
+COPY web ./
+RUN test -x web && echo "the binary is ready"
+FROM scratch
+COPY --from=build /out/web /web
+CMD ["/web"]
+`), 0o644)
+	git(t, repo, true, "init", "-q", "-b", "main")
+	git(t, repo, true, "add", ".")
+	git(t, repo, true, "commit", "-q", "-m", "web app")
+	commit := strings.TrimSpace(git(t, repo, true, "rev-parse", "HEAD"))
+	remote := strings.Replace(s.URL, "http://", "http://heroku:"+s.AdminToken+"@", 1) + "/pushapp.git"
+
+	out := git(t, repo, true, "push", remote, "main")
+	for _, want := range []string{"remote: Step 4/7 : RUN test -x web", "remote: the binary is ready", "remote: === Released v3 (web)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("git push output lacks %q:\n%s", want, out)
+		}
+	}
+	res = h.ok(t, "releases", "-a", "pushapp")
+	wantContains(t, res, "stdout", "Deploy "+commit[:8])
+	waitPS(t, h, "pushapp", "web.1=up")
+
+	res = s.skiff(t, s.AdminToken, "builds", "-a", "pushapp")
+	wantContains(t, res, "stdout", "succeeded")
+	wantContains(t, res, "stdout", commit)
+
+	// `skiff deploy DIR` with a broken Dockerfile: the output shows the
+	// failure, the command fails, the release and the dyno stay.
+	broken := t.TempDir()
+	os.WriteFile(filepath.Join(broken, "Dockerfile"), []byte("FROM busybox\nRUN echo compiling && exit 3\n"), 0o644)
+	res = s.skiff(t, s.AdminToken, "deploy", broken, "-a", "pushapp")
+	if res.Code == 0 {
+		t.Fatalf("skiff deploy of a broken Dockerfile succeeded:\n%s", res.describe(""))
+	}
+	wantContains(t, res, "stdout", "returned a non-zero code: 3")
+	res = h.ok(t, "releases", "-a", "pushapp")
+	wantNotContains(t, res, "stdout", "v4")
+	waitPS(t, h, "pushapp", "web.1=up")
+}
