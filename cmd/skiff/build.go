@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/skiffhq/skiff/internal/build"
 	"github.com/skiffhq/skiff/internal/image"
+	"github.com/skiffhq/skiff/internal/pki"
 	"github.com/skiffhq/skiff/internal/platform"
 	"github.com/skiffhq/skiff/internal/runtime"
 )
@@ -20,6 +23,7 @@ import (
 // buildConfig is the settings of builds from source.
 type buildConfig struct {
 	parallel, memoryMB, timeout, maxSourceMB string
+	gitAddr                                  string // HTTPS git listener; "" serves git on the API listener only
 }
 
 // buildFlags registers the build flags on fs.
@@ -31,6 +35,7 @@ func buildFlags(fs *flag.FlagSet, c *buildConfig) {
 	str(&c.memoryMB, "build-memory", "SKIFF_BUILD_MEMORY", "1024", "memory limit of each build step's container, in MB")
 	str(&c.timeout, "build-timeout", "SKIFF_BUILD_TIMEOUT", "15m", "a build that runs longer fails")
 	str(&c.maxSourceMB, "build-max-source", "SKIFF_BUILD_MAX_SOURCE", "1024", "largest source tarball and build layer, in MB")
+	str(&c.gitAddr, "git-addr", "SKIFF_GIT_ADDR", "", "address of the HTTPS git listener (certificate from the local CA); git is also served over HTTP on the API address")
 }
 
 // startBuilds starts the build service: Dockerfile builds in runc
@@ -87,6 +92,44 @@ func withGit(api http.Handler, builds *build.Service) http.Handler {
 		}
 		api.ServeHTTP(w, r)
 	})
+}
+
+// serveGitTLS serves git over HTTPS on --git-addr with a certificate from
+// the local CA (git needs GIT_SSL_CAINFO=<data-dir>/pki/ca.pem), for
+// remotes as the heroku CLI writes them: https://<git host>/<app>.git.
+// It returns the listener's URL and a function that stops it.
+func serveGitTLS(cfg *serverConfig, ca *pki.CA, builds *build.Service, log *slog.Logger) (string, func(), error) {
+	if cfg.build.gitAddr == "" || builds == nil {
+		return "", func() {}, nil
+	}
+	ln, err := net.Listen("tcp", cfg.build.gitAddr)
+	if err != nil {
+		return "", nil, fmt.Errorf("git listener: %w", err)
+	}
+	addr := ln.Addr().(*net.TCPAddr)
+	names := []string{"git." + cfg.baseDomain, "localhost", "127.0.0.1", "::1"}
+	if !addr.IP.IsUnspecified() {
+		names = append(names, addr.IP.String())
+	}
+	cert, err := ca.Issue(names, 365*24*time.Hour)
+	if err != nil {
+		ln.Close()
+		return "", nil, fmt.Errorf("git listener: %w", err)
+	}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if build.IsGitPath(r.URL.Path) {
+				builds.ServeGit(w, r)
+				return
+			}
+			http.NotFound(w, r)
+		}),
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12},
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go srv.ServeTLS(ln, "", "")
+	return "https://" + dialable(addr), func() { srv.Close() }, nil
 }
 
 // runGitHook is `skiff git-hook`, the pre-receive hook of app repositories.

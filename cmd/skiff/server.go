@@ -222,6 +222,15 @@ func runServer(args []string) error {
 	handler := api.New(p, apiCfg)
 
 	fmt.Printf("API URL: %s\n", apiURL)
+	gitURL, stopGit, err := serveGitTLS(cfg, ca, builds, log) // builds: git over HTTPS
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopGit()
+	if gitURL != "" {
+		fmt.Printf("Git URL: %s\n", gitURL)
+	}
 	if err := firstStart(ctx, p, cfg, apiURL); err != nil {
 		ln.Close()
 		return err

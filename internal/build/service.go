@@ -207,7 +207,9 @@ func (s *Service) FollowOutput(ctx context.Context, b *platform.Build, w io.Writ
 	return copyFinished(s.logPath(b.ID), w)
 }
 
-func (s *Service) lockApp(appID string) func() {
+// lockApp serialises the builds of one app (and clearing its cache),
+// saying so on out when it has to wait.
+func (s *Service) lockApp(appID string, out io.Writer) func() {
 	s.mu.Lock()
 	l, ok := s.appLocks[appID]
 	if !ok {
@@ -215,7 +217,10 @@ func (s *Service) lockApp(appID string) func() {
 		s.appLocks[appID] = l
 	}
 	s.mu.Unlock()
-	l.Lock()
+	if !l.TryLock() {
+		fmt.Fprintf(out, "=== Waiting for the app's previous build to finish\n")
+		l.Lock()
+	}
 	return l.Unlock
 }
 
@@ -228,7 +233,7 @@ func (s *Service) ClearCache(ctx context.Context, actor *platform.Account, ident
 	if err != nil {
 		return err
 	}
-	unlock := s.lockApp(app.ID)
+	unlock := s.lockApp(app.ID, io.Discard)
 	defer unlock()
 	return os.RemoveAll(s.cacheDir(app.ID))
 }
@@ -255,7 +260,7 @@ func (s *Service) run(app *platform.App, b *platform.Build, src Source, work, ch
 			return err
 		}
 	}
-	unlock := s.lockApp(app.ID)
+	unlock := s.lockApp(app.ID, out)
 	defer unlock()
 	select {
 	case s.sem <- struct{}{}:

@@ -44,7 +44,7 @@ type server struct {
 	admin *platform.Account
 }
 
-func newServer(t *testing.T) *server {
+func newServer(t *testing.T, opts ...func(*Config)) *server {
 	t.Helper()
 	e := newEnv(t)
 	db, err := store.Open(filepath.Join(t.TempDir(), "skiff.db"))
@@ -70,7 +70,11 @@ func newServer(t *testing.T) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := New(ctx, Config{Platform: p, Builder: e.b, Dir: filepath.Join(t.TempDir(), "builds"), URL: url, HookBinary: exe})
+	cfg := Config{Platform: p, Builder: e.b, Dir: filepath.Join(t.TempDir(), "builds"), URL: url, HookBinary: exe}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	svc, err := New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -484,5 +488,41 @@ CMD ["/web"]
 	bad := strings.Replace(s.url, "http://", "http://git:wrong@", 1) + "/gitapp.git"
 	if out := gitRun(t, repo, false, "push", bad, "main"); !strings.Contains(out, "Authentication failed") && !strings.Contains(out, "401") {
 		t.Errorf("push with a wrong token:\n%s", out)
+	}
+}
+
+// TestBuildQueue: builds of one app wait for each other; builds of
+// different apps wait for a free slot when Parallel are running.
+func TestBuildQueue(t *testing.T) {
+	s := newServer(t, func(c *Config) { c.Parallel = 1 })
+	s.createApp("one")
+	s.createApp("two")
+	slow := tarball(t, map[string]string{"Dockerfile": "FROM busybox\nRUN sleep 3\n"})
+	start := func(app string) buildResp {
+		var b buildResp
+		s.call("POST", "/apps/"+app+"/builds", "application/gzip", bytes.NewReader(slow), http.StatusCreated, &b)
+		return b
+	}
+	first, second, other := start("one"), start("one"), start("two")
+	outs := map[string]string{}
+	for name, b := range map[string]buildResp{"first": first, "second": second, "other": other} {
+		outs[name] = s.output(b)
+	}
+	if strings.Contains(outs["first"], "Waiting") {
+		t.Errorf("the first build waited:\n%s", outs["first"])
+	}
+	if !strings.Contains(outs["second"], "=== Waiting for the app's previous build to finish") {
+		t.Errorf("the second build of one app did not wait for the first:\n%s", outs["second"])
+	}
+	if !strings.Contains(outs["other"], "=== Waiting for a free build slot (1 builds run at once)") {
+		t.Errorf("another app's build did not wait for the slot:\n%s", outs["other"])
+	}
+	for name, b := range map[string]buildResp{"first": first, "second": second} {
+		if got := s.build("one", b); got.Status != "succeeded" {
+			t.Errorf("%s build: %+v", name, got)
+		}
+	}
+	if got := s.build("two", other); got.Status != "succeeded" {
+		t.Errorf("other app's build: %+v", got)
 	}
 }

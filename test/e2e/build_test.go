@@ -33,7 +33,16 @@ func TestGitPushBuild(t *testing.T) {
 	t.Parallel()
 	dataDir := t.TempDir()
 	const bridge, subnet = "skbd1", "10.213.236.0/24"
-	s := startDynoServer(t, dataDir, true, bridge, subnet)
+	s := startServerIn(t, dataDir, true, "--dynos=true", "--dyno-bridge", bridge, "--dyno-subnet", subnet, "--git-addr", "127.0.0.1:0")
+	gitHost := ""
+	for _, line := range strings.Split(s.stdout.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, "Git URL: https://"); ok {
+			gitHost = strings.TrimSpace(v)
+		}
+	}
+	if gitHost == "" {
+		t.Fatalf("no Git URL in the banner:\n%s", s.stdout.String())
+	}
 
 	rootfs := filepath.Join(t.TempDir(), "busybox.tar")
 	if err := os.WriteFile(rootfs, buildtest.BusyboxRootfs(t), 0o644); err != nil {
@@ -78,6 +87,40 @@ CMD ["/web"]
 	wantContains(t, res, "stdout", "succeeded")
 	wantContains(t, res, "stdout", commit)
 
+	// Heroku's everyday path: `heroku git:remote`, then `git push heroku
+	// main` over HTTPS (the local CA's certificate), with the heroku CLI as
+	// git's credential helper.
+	env := append(h.env(), "HEROKU_GIT_HOST="+gitHost, "GIT_SSL_CAINFO="+filepath.Join(dataDir, "pki", "ca.pem"),
+		"GIT_TERMINAL_PROMPT=0", "GIT_AUTHOR_NAME=dev", "GIT_AUTHOR_EMAIL=dev@example.com",
+		"GIT_COMMITTER_NAME=dev", "GIT_COMMITTER_EMAIL=dev@example.com")
+	for i, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			env[i] = "PATH=" + filepath.Dir(herokuBinary(t)) + ":" + v
+		}
+	}
+	inRepo := func(ok bool, name string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(name, args...)
+		cmd.Dir, cmd.Env = repo, env
+		out, err := cmd.CombinedOutput()
+		if (err == nil) != ok {
+			t.Fatalf("%s %s: %v (want success: %v)\n%s", name, strings.Join(args, " "), err, ok, out)
+		}
+		return string(out)
+	}
+	inRepo(true, herokuBinary(t), "git:remote", "-a", "pushapp")
+	if got := inRepo(true, "git", "remote", "get-url", "heroku"); strings.TrimSpace(got) != "https://"+gitHost+"/pushapp.git" {
+		t.Fatalf("heroku remote = %q", got)
+	}
+	os.WriteFile(filepath.Join(repo, "README"), []byte("second deploy\n"), 0o644)
+	inRepo(true, "git", "add", "README")
+	inRepo(true, "git", "commit", "-q", "-m", "readme")
+	out = inRepo(true, "git", "push", "heroku", "main")
+	if !strings.Contains(out, "remote: === Released v4 (web)") {
+		t.Errorf("git push heroku main:\n%s", out)
+	}
+	waitPS(t, h, "pushapp", "web.1=up")
+
 	// `skiff deploy DIR` with a broken Dockerfile: the output shows the
 	// failure, the command fails, the release and the dyno stay.
 	broken := t.TempDir()
@@ -88,6 +131,6 @@ CMD ["/web"]
 	}
 	wantContains(t, res, "stdout", "returned a non-zero code: 3")
 	res = h.ok(t, "releases", "-a", "pushapp")
-	wantNotContains(t, res, "stdout", "v4")
+	wantNotContains(t, res, "stdout", "v5")
 	waitPS(t, h, "pushapp", "web.1=up")
 }

@@ -5,6 +5,7 @@ package buildtest
 import (
 	"archive/tar"
 	"bytes"
+	"fmt"
 	"os"
 	"testing"
 )
@@ -19,9 +20,18 @@ var Applets = []string{"sh", "echo", "cat", "ls", "mkdir", "rm", "touch", "test"
 // (1000), and /tmp.
 func BusyboxRootfs(t testing.TB) []byte {
 	t.Helper()
+	b, err := BusyboxTar()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// BusyboxTar is BusyboxRootfs outside tests (benchmarks).
+func BusyboxTar() ([]byte, error) {
 	bb, err := os.ReadFile("/bin/busybox")
 	if err != nil {
-		t.Fatalf("busybox-static (scripts/install-deps): %v", err)
+		return nil, fmt.Errorf("busybox-static (scripts/install-deps): %w", err)
 	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -43,9 +53,9 @@ func BusyboxRootfs(t testing.TB) []byte {
 	file("etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n"))
 	file("etc/group", 0o644, []byte("root:x:0:\napp:x:1000:\n"))
 	if err := tw.Close(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	return buf.Bytes()
+	return buf.Bytes(), nil
 }
 
 // WebApp is a Go web app (standard library only) for images built in
