@@ -51,6 +51,10 @@ type serverConfig struct {
 	dynoSubnet string
 
 	logStreamMax time.Duration // Logplex: tail streams end after this long and clients reconnect (0: never)
+	drainCAFile  string        // drains: extra trusted roots for syslog+tls and https drains
+	metricsAddr  string        // GET /metrics (Prometheus text) listens here; "": off
+
+	certs certsConfig // the platform's certificate and ACME (certs.go)
 
 	build buildConfig // builds from source
 }
@@ -96,6 +100,9 @@ func parseServerFlags(args []string) (*serverConfig, error) {
 	str(&maxDynos, "max-dynos", "SKIFF_MAX_DYNOS", "100", "dynos one app may run, all process types together")
 	var logStreamMax string // Logplex.
 	str(&logStreamMax, "log-stream-max", "SKIFF_LOG_STREAM_MAX", "0", "end log tail streams after this long; clients reconnect without loss (0: never)")
+	str(&c.drainCAFile, "drain-ca-file", "SKIFF_DRAIN_CA_FILE", "", "PEM certificates trusted by TLS log drains besides the system's roots")
+	str(&c.metricsAddr, "metrics-addr", "SKIFF_METRICS_ADDR", "", "address of the metrics endpoint (GET /metrics, Prometheus text format); empty: none")
+	c.certs.register(str)
 	buildFlags(fs, &c.build)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: skiff server [flags]\n\nRuns the Skiff API with embedded defaults (SQLite under --data-dir).\n\nFlags:\n")
@@ -119,6 +126,9 @@ func parseServerFlags(args []string) (*serverConfig, error) {
 	}
 	if c.logStreamMax, err = time.ParseDuration(logStreamMax); err != nil || c.logStreamMax < 0 { // Logplex.
 		return nil, fmt.Errorf("--log-stream-max %q: want a duration such as 30m, or 0", logStreamMax)
+	}
+	if err := c.certs.check(); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -162,7 +172,11 @@ func runServer(args []string) error {
 	defer stop()
 
 	bus := platform.NewBus()
-	p := platform.New(db, bus, platform.WithLimits(platform.Limits{MaxDynos: cfg.maxDynos}))
+	p := platform.New(db, bus, platform.WithLimits(platform.Limits{MaxDynos: cfg.maxDynos}), platform.WithBaseDomain(cfg.baseDomain))
+	// Certificates: GetCertificate and ChallengeHandler are for the router.
+	if _, err := startCerts(ctx, cfg, p, bus, ca, log); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.apiAddr)
 	if err != nil {
@@ -180,6 +194,18 @@ func runServer(args []string) error {
 	}
 	defer logs.Close()
 	context.AfterFunc(ctx, logs.EndStreams) // open tail streams must not hold up the HTTP shutdown
+	drains, stopDrains, err := startDrains(ctx, cfg.drainCAFile, p, bus, logs, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopDrains()
+	stopMetrics, err := startMetrics(cfg.metricsAddr, log, logs, drains)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopMetrics()
 	// End of Logplex.
 
 	images, err := image.Open(filepath.Join(cfg.dataDir, "images"))

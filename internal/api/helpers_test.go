@@ -288,7 +288,7 @@ func (e *env) expectError(status int, id, method, path, token string, body any, 
 func (e *env) dump() string {
 	e.t.Helper()
 	var b strings.Builder
-	for _, tbl := range []string{"accounts", "tokens", "apps", "collaborators", "releases", "formations", "app_features"} {
+	for _, tbl := range []string{"accounts", "tokens", "apps", "collaborators", "releases", "formations", "app_features", "log_drains", "domains", "sni_endpoints", "acme_certs"} {
 		rows, err := e.raw.Query("SELECT * FROM " + tbl + " ORDER BY 1, 2")
 		if err != nil {
 			e.t.Fatalf("dump %s: %v", tbl, err)

@@ -58,6 +58,25 @@ func (s *Server) routes() {
 	s.handle("POST /apps/{app}/log-input", s.ingestLogs)
 	s.mux.HandleFunc("GET /logstream/{id}", s.logStream)
 
+	// Log drains.
+	s.handle("POST /apps/{app}/log-drains", s.createDrain)
+	s.handle("GET /apps/{app}/log-drains", s.listDrains)
+	s.handle("GET /apps/{app}/log-drains/{drain}", s.getDrain)
+	s.handle("DELETE /apps/{app}/log-drains/{drain}", s.deleteDrain)
+	// Domains, SNI endpoints and Automated Certificate Management.
+	s.handle("GET /apps/{app}/domains", s.listDomains)
+	s.handle("POST /apps/{app}/domains", s.createDomain)
+	s.handle("GET /apps/{app}/domains/{domain}", s.getDomain)
+	s.handle("PATCH /apps/{app}/domains/{domain}", s.updateDomain)
+	s.handle("DELETE /apps/{app}/domains/{domain}", s.deleteDomain)
+	s.handle("GET /apps/{app}/sni-endpoints", s.listSNIEndpoints)
+	s.handle("POST /apps/{app}/sni-endpoints", s.createSNIEndpoint)
+	s.handle("GET /apps/{app}/sni-endpoints/{endpoint}", s.getSNIEndpoint)
+	s.handle("PATCH /apps/{app}/sni-endpoints/{endpoint}", s.updateSNIEndpoint)
+	s.handle("DELETE /apps/{app}/sni-endpoints/{endpoint}", s.deleteSNIEndpoint)
+	s.handle("POST /apps/{app}/acm", s.enableACM)
+	s.handle("PATCH /apps/{app}/acm", s.refreshACM)
+	s.handle("DELETE /apps/{app}/acm", s.disableACM)
 	// Builds from source; source uploads and build output are
 	// authenticated by the secret in their URLs.
 	s.handle("POST /apps/{app}/builds", s.createBuild)

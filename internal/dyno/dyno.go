@@ -68,6 +68,9 @@ type Unit struct {
 	Port       int       // $PORT of a web dyno; 0 for other types
 	Stdout     io.Writer // the process's output, line by line into the app's log
 	Stderr     io.Writer
+	// RuntimeMetrics (the log-runtime-metrics feature, read when the dyno
+	// starts) logs its load and memory every MemoryCheck (20 s).
+	RuntimeMetrics bool
 }
 
 // Logs receives the lines the dyno manager and dynos write into an app's

@@ -190,7 +190,8 @@ func (m *Manager) units(s *platform.AppState) map[string]*Unit {
 			}
 			env["DYNO"] = name
 			u := &Unit{AppID: s.App.ID, App: s.App.Name, Name: name, Type: f.Type, ReleaseID: s.Release.ID,
-				Release: s.Release.Version, Image: proc.Image, Command: proc.Command, Env: env, Size: size}
+				Release: s.Release.Version, Image: proc.Image, Command: proc.Command, Env: env, Size: size,
+				RuntimeMetrics: s.RuntimeMetrics}
 			if f.Type == "web" {
 				u.Port = m.cfg.Port
 				env["PORT"] = strconv.Itoa(u.Port)

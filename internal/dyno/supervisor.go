@@ -28,6 +28,8 @@ type supervisor struct {
 	info   Info
 	exit   Exit // how the process last exited by itself
 	exited bool
+
+	rt *runtimeSampler // log-runtime-metrics of the current process (run's goroutine only)
 }
 
 // lastExit reports how the dyno's process last exited by itself, if it did.
@@ -249,6 +251,9 @@ func (s *supervisor) runOnce(ctx context.Context) outcome {
 		case <-memCheck.C:
 			if isUp {
 				s.checkMemory(p, u)
+				if u.RuntimeMetrics {
+					s.sampleRuntime(p, u)
+				}
 			}
 		case ex := <-exited:
 			s.exitLine(ex)

@@ -131,6 +131,9 @@ func (c *channel) commit(batch []Line) {
 			c.l.log.Warn("logplex: writing an app's history failed; lines are kept in memory only", "app_id", c.id, "err", err)
 		}
 	}
+	if o := c.l.outlet.Load(); o != nil {
+		(*o).Deliver(c.id, batch) // before done grows: after Sync, the drains have the lines
+	}
 	now := c.l.cfg.Now().UnixMicro()
 	c.mu.Lock()
 	for i := range batch {

@@ -129,6 +129,8 @@ type Logplex struct {
 	lastUse map[string]time.Time // session id → last connection start or end
 	swept   time.Time
 
+	outlet atomic.Pointer[Outlet] // drains: SetOutlet
+
 	linesIn, linesStored, droppedQueue, droppedClosed, droppedTail, writeErrors atomic.Uint64
 	streams                                                                     atomic.Int64
 }
@@ -341,6 +343,23 @@ func (l *Logplex) Close() error {
 		err = errors.Join(errs...)
 	})
 	return err
+}
+
+// Outlet receives every committed batch of an app's lines, in order, from
+// the app's channel worker (the drains). Deliver must not block and must
+// not keep lines, whose slice is reused once it returns.
+type Outlet interface {
+	Deliver(appID string, lines []Line)
+}
+
+// SetOutlet makes o receive the committed lines from now on (nil: none).
+// It is set after Open because the drains also write into the Logplex.
+func (l *Logplex) SetOutlet(o Outlet) {
+	if o == nil {
+		l.outlet.Store(nil)
+		return
+	}
+	l.outlet.Store(&o)
 }
 
 // Metrics returns the pipeline's counters.

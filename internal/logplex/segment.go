@@ -204,6 +204,12 @@ func appendRecord(b []byte, l *Line) []byte {
 func (s *segment) append(lines []Line, limit int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if len(lines) > limit {
+		// Only the newest limit lines can be part of the history after
+		// this batch: writing the others would only rotate them out again
+		// (a rotation costs two fsyncs), so a burst costs at most two.
+		lines = lines[len(lines)-limit:]
+	}
 	for len(lines) > 0 {
 		if s.f == nil {
 			if err := s.open(); err != nil {

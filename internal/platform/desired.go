@@ -16,6 +16,9 @@ type AppState struct {
 	Pending   *Release // the newest release, while its release phase has yet to run
 	Formation []*store.Formation
 	Preboot   bool
+	// RuntimeMetrics is the log-runtime-metrics feature: dynos log their
+	// load and memory every 20 s.
+	RuntimeMetrics bool
 }
 
 // Desired reads the state every app should be running in. An app that is
@@ -80,6 +83,9 @@ func appState(tx *store.Tx, a *App) (*AppState, error) {
 	}
 	if f, ok := feats["preboot"]; ok {
 		s.Preboot = f.Enabled
+	}
+	if f, ok := feats["log-runtime-metrics"]; ok {
+		s.RuntimeMetrics = f.Enabled
 	}
 	return s, nil
 }

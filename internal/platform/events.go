@@ -17,6 +17,7 @@ const (
 	EventFormation EventKind = "formation" // quantities or sizes changed
 	EventDestroy   EventKind = "destroy"   // the app is gone
 	EventApp       EventKind = "app"       // name, maintenance or stack changed
+	EventDrains    EventKind = "drains"    // a log drain was added or removed
 )
 
 // Event is one committed change to an app. Message, when set, is the audit

@@ -23,6 +23,7 @@ type Platform struct {
 	events *Bus
 	now    func() time.Time
 	limits Limits
+	base   string // base domain: apps answer on <app>.<base>
 }
 
 // Limits bounds what one app may ask for.
@@ -41,7 +42,7 @@ func WithLimits(l Limits) Option { return func(p *Platform) { p.limits = l } }
 
 // New returns a Platform over db that publishes its events on bus.
 func New(db *store.DB, bus *Bus, opts ...Option) *Platform {
-	p := &Platform{db: db, events: bus, now: time.Now, limits: Limits{MaxDynos: 100}}
+	p := &Platform{db: db, events: bus, now: time.Now, limits: Limits{MaxDynos: 100}, base: "localhost"}
 	for _, o := range opts {
 		o(p)
 	}

@@ -1,0 +1,657 @@
+// Command logs benchmarks Skiff's log pipeline beside rsyslog in the same
+// run: the ingest rate (lines/s) of the HTTPS log-input endpoint into one
+// app's channel with two drains attached (rsyslog over TCP and an HTTPS
+// receiver), against rsyslog taking the same lines over TCP into a file;
+// and the tail latency (line sent → line on a tail session) at half the
+// measured maximum rate. Figures are printed with their ratios; nothing is
+// asserted.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/skiffhq/skiff/bench/skiffserver"
+	"github.com/skiffhq/skiff/internal/image"
+	"github.com/skiffhq/skiff/internal/pki"
+)
+
+type options struct {
+	dynos       bool
+	dynoLines   int
+	bridge      string
+	subnet      string
+	skiff       string
+	workdir     string
+	lines       int
+	batch       int
+	concurrency int
+	tail        time.Duration
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.skiff, "skiff", "", "skiff binary to benchmark (default: build ./cmd/skiff of this module)")
+	flag.StringVar(&o.workdir, "workdir", os.TempDir(), "where the temporary directory is made")
+	flag.IntVar(&o.lines, "lines", 200000, "lines sent in each ingest measurement")
+	flag.IntVar(&o.batch, "batch", 100, "lines per log-input request (and per rsyslog write)")
+	flag.IntVar(&o.concurrency, "concurrency", 4, "client connections sending at once")
+	flag.DurationVar(&o.tail, "tail", 5*time.Second, "length of the tail latency measurement")
+	flag.BoolVar(&o.dynos, "dynos", true, "also measure a dyno's output (needs root and runc)")
+	flag.IntVar(&o.dynoLines, "dyno-lines", 200000, "lines the dyno writes to stdout at once")
+	flag.StringVar(&o.bridge, "bridge", "skdrbench", "dyno bridge of the benchmarked server; must not exist yet")
+	flag.StringVar(&o.subnet, "subnet", "10.213.242.0/24", "dyno subnet of the benchmarked server")
+	flag.Parse()
+	if o.lines < o.batch || o.batch < 1 || o.concurrency < 1 || o.tail <= 0 {
+		fatalf("-lines ≥ -batch ≥ 1, -concurrency ≥ 1 and -tail > 0, please")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fatalf("%v", err)
+	}
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench/logs: "+format+"\n", args...)
+	os.Exit(1)
+}
+
+func logf(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench/logs: "+format+"\n", args...) }
+
+// message is line i of a run: fixed width, so a file's size counts lines.
+func message(i int) string {
+	return fmt.Sprintf("bench line %09d padding-to-a-typical-log-line-length-of-about-a-hundred-bytes..", i)
+}
+
+func frame(b []byte, msg string) []byte {
+	m := "<190>1 2026-11-23T10:00:00.000000+00:00 host app worker.1 - " + msg
+	b = strconv.AppendInt(b, int64(len(m)), 10)
+	b = append(b, ' ')
+	return append(b, m...)
+}
+
+func run(ctx context.Context, o options) error {
+	dir, err := os.MkdirTemp(o.workdir, "bench-logs-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bin := o.skiff
+	if bin == "" {
+		logf("building ./cmd/skiff")
+		if bin, err = skiffserver.Build(ctx, dir); err != nil {
+			return err
+		}
+	}
+
+	// The peer: rsyslog, lines over TCP into a file.
+	peer, err := startRsyslog(ctx, filepath.Join(dir, "peer"))
+	if err != nil {
+		return err
+	}
+	defer peer.stop()
+	logf("rsyslog: %d lines over %d TCP connections into a file", o.lines, o.concurrency)
+	peerRate, err := peer.ingest(o)
+	if err != nil {
+		return err
+	}
+
+	// Skiff, with two drains: rsyslog (TCP) and an HTTPS receiver.
+	drainSink, err := startRsyslog(ctx, filepath.Join(dir, "drain"))
+	if err != nil {
+		return err
+	}
+	defer drainSink.stop()
+	ca, err := pki.Open(filepath.Join(dir, "ca"), "bench CA")
+	if err != nil {
+		return err
+	}
+	cert, err := ca.Issue([]string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		return err
+	}
+	var httpsLines atomic.Int64
+	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		n, _ := strconv.Atoi(r.Header.Get("Logplex-Msg-Count"))
+		httpsLines.Add(int64(n))
+	}))
+	hs.TLS = &tls.Config{Certificates: []tls.Certificate{*cert}}
+	hs.StartTLS()
+	defer hs.Close()
+	metricsAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	dataDir := filepath.Join(dir, "data")
+	args := []string{"--dynos=false", "--rate-limit", "100000000", "--drain-ca-file", filepath.Join(dir, "ca", pki.CertFile),
+		"--metrics-addr", metricsAddr}
+	var imageID string
+	if o.dynos {
+		logf("building the dyno image")
+		if imageID, err = importImage(dir, dataDir); err != nil {
+			return err
+		}
+		args = append(args, "--dynos=true", "--dyno-bridge", o.bridge, "--dyno-subnet", o.subnet)
+	}
+	srv, err := skiffserver.Start(ctx, skiffserver.Options{Binary: bin, Dir: dir, DataDir: dataDir,
+		Args:         args,
+		StartTimeout: time.Minute, StopTimeout: 30 * time.Second})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := srv.Stop(); err != nil {
+			logf("%v", err)
+		}
+	}()
+	c := &client{url: srv.URL, token: srv.Token, http: &http.Client{Timeout: time.Minute,
+		Transport: &http.Transport{MaxIdleConnsPerHost: o.concurrency * 2}}}
+	const app = "bench-logs"
+	if err := c.json("POST", "/apps", map[string]string{"name": app}, nil); err != nil {
+		return err
+	}
+	for _, u := range []string{"syslog://" + drainSink.addr, hs.URL + "/logs"} {
+		if err := c.json("POST", "/apps/"+app+"/log-drains", map[string]string{"url": u}, nil); err != nil {
+			return err
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // the drains start
+
+	logf("skiff: %d lines through POST /apps/%s/log-input, %d connections, two drains", o.lines, app, o.concurrency)
+	before, err := scrape(metricsAddr)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := c.ingest(app, o); err != nil {
+		return err
+	}
+	accepted := time.Since(start)
+	// Committed: every line stored (or counted as dropped by the queue).
+	var after map[string]float64
+	for {
+		if after, err = scrape(metricsAddr); err != nil {
+			return err
+		}
+		in := after["skiff_logplex_lines_in_total"] - before["skiff_logplex_lines_in_total"]
+		done := after["skiff_logplex_lines_stored_total"] - before["skiff_logplex_lines_stored_total"]
+		if in+after["skiff_logplex_dropped_queue_total"]-before["skiff_logplex_dropped_queue_total"] >= float64(o.lines) && done >= in {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	committed := time.Since(start)
+	stored := after["skiff_logplex_lines_stored_total"] - before["skiff_logplex_lines_stored_total"]
+	queueDropped := after["skiff_logplex_dropped_queue_total"] - before["skiff_logplex_dropped_queue_total"]
+	time.Sleep(2 * time.Second) // let the drains catch up before counting
+	final, _ := scrape(metricsAddr)
+
+	skiffRate := stored / committed.Seconds()
+	fmt.Printf("ingest (%d lines of ~100 B, %d per batch, %d connections; machine shared with other work)\n", o.lines, o.batch, o.concurrency)
+	fmt.Printf("  %-44s %12.0f lines/s\n", "rsyslog imtcp → omfile (peer)", peerRate)
+	fmt.Printf("  %-44s %12.0f lines/s  (%.2f× rsyslog)\n", "skiff log-input, accepted (204)", float64(o.lines)/accepted.Seconds(), float64(o.lines)/accepted.Seconds()/peerRate)
+	fmt.Printf("  %-44s %12.0f lines/s  (%.2f× rsyslog)  stored %.0f, queue drops %.0f\n", "skiff log-input, committed (history, drains)", skiffRate, skiffRate/peerRate, stored, queueDropped)
+	printDrains(before, final)
+	fmt.Printf("    https receiver got %d lines, rsyslog drain wrote %d\n", httpsLines.Load(), drainSink.count())
+
+	// Tail latency at half the committed rate.
+	rate := skiffRate / 2
+	before = final
+	p50, p99, n, err := c.tailLatency(ctx, app, rate, o.tail)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("tail latency at %.0f lines/s (half the committed rate), %d lines: p50 %s, p99 %s\n", rate, n, p50, p99)
+	time.Sleep(2 * time.Second)
+	final, _ = scrape(metricsAddr)
+	fmt.Printf("  logplex at that rate: stored %.0f, queue drops %.0f\n",
+		final["skiff_logplex_lines_stored_total"]-before["skiff_logplex_lines_stored_total"],
+		final["skiff_logplex_dropped_queue_total"]-before["skiff_logplex_dropped_queue_total"])
+	printDrains(before, final)
+
+	if o.dynos {
+		if err := c.dynoIngest(app, imageID, metricsAddr, o, peerRate); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dynoApp writes $LINES lines to stdout at once, then idles.
+const dynoApp = `package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+)
+
+func main() {
+	n, _ := strconv.Atoi(os.Getenv("LINES"))
+	w := bufio.NewWriterSize(os.Stdout, 1<<16)
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(w, "dyno line %09d padding-to-a-typical-log-line-length-of-about-a-hundred-bytes..\n", i)
+	}
+	w.Flush()
+	for {
+		time.Sleep(time.Hour)
+	}
+}
+`
+
+func importImage(dir, dataDir string) (string, error) {
+	layout, err := skiffserver.BuildImage(dir, dynoApp)
+	if err != nil {
+		return "", err
+	}
+	store, err := image.Open(filepath.Join(dataDir, "images"))
+	if err != nil {
+		return "", err
+	}
+	refs, err := store.ImportLayout(layout)
+	if err != nil {
+		return "", fmt.Errorf("import the dyno image: %w", err)
+	}
+	return refs[0].ID, nil
+}
+
+// dynoIngest runs one worker dyno that writes o.dynoLines lines at once and
+// measures, from the metrics, how fast they are committed.
+func (c *client) dynoIngest(app, imageID, metricsAddr string, o options, peerRate float64) error {
+	if err := c.json("PATCH", "/apps/"+app+"/config-vars", map[string]string{"LINES": strconv.Itoa(o.dynoLines)}, nil); err != nil {
+		return err
+	}
+	base, err := scrape(metricsAddr)
+	if err != nil {
+		return err
+	}
+	logf("skiff: a worker dyno writes %d lines to stdout at once", o.dynoLines)
+	if err := c.jsonAs("PATCH", "/apps/"+app+"/formation", "application/vnd.heroku+json; version=3.docker-releases",
+		map[string]any{"updates": []map[string]any{{"type": "worker", "docker_image": imageID, "quantity": 1}}}); err != nil {
+		return err
+	}
+	var t0 time.Time
+	var m map[string]float64
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		if m, err = scrape(metricsAddr); err != nil {
+			return err
+		}
+		stored := m["skiff_logplex_lines_stored_total"] - base["skiff_logplex_lines_stored_total"]
+		dropped := m["skiff_logplex_dropped_queue_total"] - base["skiff_logplex_dropped_queue_total"]
+		if t0.IsZero() && stored > 10 {
+			t0 = time.Now()
+		}
+		if stored+dropped >= float64(o.dynoLines) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the dyno's lines did not arrive: %.0f stored", stored)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	took := time.Since(t0).Seconds()
+	stored := m["skiff_logplex_lines_stored_total"] - base["skiff_logplex_lines_stored_total"]
+	dropped := m["skiff_logplex_dropped_queue_total"] - base["skiff_logplex_dropped_queue_total"]
+	fmt.Printf("dyno output (%d lines written at once to stdout; the first committed line starts the clock)\n", o.dynoLines)
+	fmt.Printf("  %-44s %12.0f lines/s  (%.2f× rsyslog)\n", "skiff dyno stdout, read", (stored+dropped)/took, (stored+dropped)/took/peerRate)
+	fmt.Printf("  %-44s %12.0f lines/s  (%.2f× rsyslog)  stored %.0f, queue drops %.0f\n", "skiff dyno stdout, committed", stored/took, stored/took/peerRate, stored, dropped)
+	time.Sleep(2 * time.Second)
+	final, _ := scrape(metricsAddr)
+	printDrains(base, final)
+	return c.jsonAs("PATCH", "/apps/"+app+"/formation", "", map[string]any{"updates": []map[string]any{{"type": "worker", "quantity": 0}}})
+}
+
+// printDrains prints each drain's delivered and dropped lines between two
+// scrapes.
+func printDrains(before, after map[string]float64) {
+	for _, k := range sortedKeys(after) {
+		if strings.HasPrefix(k, "skiff_drain_lines_delivered_total{") || strings.HasPrefix(k, "skiff_drain_lines_dropped_total{") {
+			fmt.Printf("    %s %.0f\n", regexp.MustCompile(`app_id="[^"]*",`).ReplaceAllString(k, ""), after[k]-before[k])
+		}
+	}
+}
+
+func sortedKeys(m map[string]float64) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// scrape reads the metrics endpoint into series → value.
+func scrape(addr string) (map[string]float64, error) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		l := sc.Text()
+		if l == "" || l[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(l, ' ')
+		v, err := strconv.ParseFloat(l[i+1:], 64)
+		if err == nil {
+			out[l[:i]] = v
+		}
+	}
+	return out, sc.Err()
+}
+
+// rsyslog is a Debian rsyslogd writing each message's text to a file.
+type rsyslog struct {
+	cmd  *exec.Cmd
+	addr string
+	out  string
+}
+
+func startRsyslog(ctx context.Context, dir string) (*rsyslog, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	r := &rsyslog{out: filepath.Join(dir, "messages")}
+	port := filepath.Join(dir, "port")
+	conf := fmt.Sprintf(`global(workDirectory=%q maxMessageSize="64k")
+module(load="imtcp")
+template(name="text" type="string" string="%%msg%%\n")
+ruleset(name="in") { action(type="omfile" file=%q template="text") }
+input(type="imtcp" port="0" listenPortFileName=%q ruleset="in")
+`, dir, r.out, port)
+	if err := os.WriteFile(filepath.Join(dir, "rsyslog.conf"), []byte(conf), 0o600); err != nil {
+		return nil, err
+	}
+	r.cmd = exec.CommandContext(ctx, "rsyslogd", "-n", "-f", filepath.Join(dir, "rsyslog.conf"), "-i", filepath.Join(dir, "pid"))
+	r.cmd.Stderr = os.Stderr
+	if err := r.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("rsyslogd: %w", err)
+	}
+	for range 1000 {
+		if b, err := os.ReadFile(port); err == nil && len(bytes.TrimSpace(b)) > 0 {
+			r.addr = "127.0.0.1:" + string(bytes.TrimSpace(b))
+			return r, nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.stop()
+	return nil, fmt.Errorf("rsyslogd did not start")
+}
+
+func (r *rsyslog) stop() {
+	r.cmd.Process.Kill()
+	r.cmd.Wait()
+}
+
+// count is how many lines the file holds.
+func (r *rsyslog) count() int {
+	f, err := os.Open(r.out)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	n := 0
+	buf := make([]byte, 1<<20)
+	for {
+		k, err := f.Read(buf)
+		n += bytes.Count(buf[:k], []byte{'\n'})
+		if err != nil {
+			return n
+		}
+	}
+}
+
+// ingest sends o.lines lines over o.concurrency connections and returns
+// the rate at which they reached the file.
+func (r *rsyslog) ingest(o options) (float64, error) {
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, o.concurrency)
+	per := o.lines / o.concurrency
+	for w := range o.concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := net.Dial("tcp", r.addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer conn.Close()
+			var b []byte
+			for i := w * per; i < (w+1)*per; i++ {
+				b = frame(b, message(i))
+				if (i+1)%o.batch == 0 || i == (w+1)*per-1 {
+					if _, err := conn.Write(b); err != nil {
+						errs <- err
+						return
+					}
+					b = b[:0]
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return 0, err
+	}
+	want := per * o.concurrency
+	for deadline := time.Now().Add(5 * time.Minute); r.count() < want; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("rsyslog wrote %d of %d lines", r.count(), want)
+		}
+	}
+	return float64(want) / time.Since(start).Seconds(), nil
+}
+
+type client struct {
+	url, token string
+	http       *http.Client
+}
+
+func (c *client) do(method, path, ctype string, body []byte) (*http.Response, error) {
+	req, err := http.NewRequest(method, c.url+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", "application/vnd.heroku+json; version=3")
+	req.Header.Set("Content-Type", ctype)
+	return c.http.Do(req)
+}
+
+// jsonAs sends a JSON request with another Accept header (a variant).
+func (c *client) jsonAs(method, path, accept string, in any) error {
+	b, _ := json.Marshal(in)
+	req, err := http.NewRequest(method, c.url+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", cmp.Or(accept, "application/vnd.heroku+json; version=3"))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, body)
+	}
+	return nil
+}
+
+func (c *client) json(method, path string, in, out any) error {
+	b, _ := json.Marshal(in)
+	resp, err := c.do(method, path, "application/json", b)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, body)
+	}
+	if out != nil {
+		return json.Unmarshal(body, out)
+	}
+	return nil
+}
+
+// ingest posts o.lines lines in batches over o.concurrency workers.
+func (c *client) ingest(app string, o options) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, o.concurrency)
+	batches := int64(o.lines / o.batch)
+	for range o.concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var b []byte
+			for {
+				k := next.Add(1) - 1
+				if k >= batches {
+					return
+				}
+				b = b[:0]
+				for i := k * int64(o.batch); i < (k+1)*int64(o.batch); i++ {
+					b = frame(b, message(int(i)))
+				}
+				if err := c.post(app, b); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+func (c *client) post(app string, body []byte) error {
+	resp, err := c.do("POST", "/apps/"+app+"/log-input", "application/logplex-1", body)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("log-input: status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// tailLatency sends lines carrying their send time at rate lines/s for d
+// and measures when each arrives on a tail session.
+func (c *client) tailLatency(ctx context.Context, app string, rate float64, d time.Duration) (p50, p99 time.Duration, n int, err error) {
+	var sess struct {
+		URL string `json:"logplex_url"`
+	}
+	if err := c.json("POST", "/apps/"+app+"/log-sessions", map[string]any{"tail": true, "lines": 0}, &sess); err != nil {
+		return 0, 0, 0, err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(sctx, "GET", sess.URL, nil)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer resp.Body.Close()
+	var mu sync.Mutex
+	var lat []time.Duration
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			now := time.Now()
+			_, msg, ok := strings.Cut(sc.Text(), "app[worker.1]: lat ")
+			if !ok {
+				continue
+			}
+			f := strings.Fields(msg)
+			ns, err := strconv.ParseInt(f[0], 10, 64)
+			if err != nil {
+				continue
+			}
+			mu.Lock()
+			lat = append(lat, now.Sub(time.Unix(0, ns)))
+			mu.Unlock()
+		}
+	}()
+	time.Sleep(200 * time.Millisecond) // the stream is open
+	const tick = 10 * time.Millisecond
+	per := max(1, int(rate*tick.Seconds()))
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	end := time.Now().Add(d)
+	sent := 0
+	var b []byte
+	for time.Now().Before(end) {
+		<-t.C
+		b = b[:0]
+		stamp := strconv.FormatInt(time.Now().UnixNano(), 10)
+		for range per {
+			b = frame(b, "lat "+stamp+" "+strconv.Itoa(sent))
+			sent++
+		}
+		if err := c.post(app, b); err != nil {
+			return 0, 0, 0, err
+		}
+	}
+	time.Sleep(time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lat) == 0 {
+		return 0, 0, 0, fmt.Errorf("no line reached the tail session")
+	}
+	slices.Sort(lat)
+	if len(lat) < sent {
+		logf("tail session got %d of %d lines (the rest reported as L11)", len(lat), sent)
+	}
+	return lat[len(lat)/2], lat[len(lat)*99/100], len(lat), nil
+}

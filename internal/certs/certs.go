@@ -1,0 +1,327 @@
+// Package certs chooses the TLS certificate the router serves for each
+// hostname and obtains certificates from an ACME CA for apps with
+// Automated Certificate Management.
+//
+// The choice, made per TLS handshake, reads an immutable in-memory index
+// swapped atomically whenever domains or certificates change: no lock, no
+// store access and no allocation on the handshake path. For a name the
+// index holds, in order of preference: the SNI endpoint a custom domain is
+// associated with, the domain's ACME certificate, any of the app's SNI
+// endpoints that covers the name; a name the index does not hold gets the
+// platform's own certificate (for *.<base domain>).
+//
+// Certificates and the ACME account live in the platform store, so that
+// several routers can share them; ACME HTTP-01 challenge answers are kept
+// in this process and served by Manager.ChallengeHandler.
+package certs
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/skiffhq/skiff/internal/platform"
+)
+
+// Source is the part of the platform the manager reads and writes.
+type Source interface {
+	Certificates(ctx context.Context) (*platform.CertificateSet, error)
+	ACMDomains(ctx context.Context) ([]*platform.Domain, error)
+	SetACMStatus(ctx context.Context, domainID, status string, reason *string) error
+	PutACMECert(ctx context.Context, c *platform.ACMECert) (bool, error)
+	ACMEAccount(ctx context.Context, directory string) (*platform.ACMEAccount, error)
+	PutACMEAccount(ctx context.Context, a *platform.ACMEAccount) error
+}
+
+// LetsEncrypt is the default ACME directory.
+const LetsEncrypt = "https://acme-v02.api.letsencrypt.org/directory"
+
+// Config configures a Manager.
+type Config struct {
+	Source Source
+	Events *platform.Bus // EventDomains, EventApp and EventDestroy trigger a reload; nil: none
+	// Default is the platform's own certificate, served for the base
+	// domain and for any name no app claims.
+	Default *tls.Certificate
+
+	// ACME: Directory is the CA's directory URL (LetsEncrypt when empty);
+	// Roots, when set, are the roots trusted for the ACME server's own
+	// HTTPS (a test CA such as pebble's); Email is the account's contact.
+	Directory string
+	Roots     *x509.CertPool
+	Email     string
+	// RenewBefore is how long before expiry a certificate is renewed
+	// (Heroku: a month). Attempts is how many validation failures make a
+	// domain "failed" (before that it is "failing" and retried after
+	// RetryDelay times the number of failures).
+	RenewBefore time.Duration
+	Attempts    int
+	RetryDelay  time.Duration
+	// Interval is how often the ACME loop looks for work without being
+	// woken by an event; it also reloads the index then.
+	Interval time.Duration
+	// Timeout bounds one certificate order.
+	Timeout time.Duration
+
+	Now func() time.Time
+	Log *slog.Logger
+}
+
+// Manager serves certificates and runs the ACME loop.
+type Manager struct {
+	cfg    Config
+	idx    atomic.Pointer[index]
+	tokens sync.Map // HTTP-01 token -> key authorization
+
+	mu     sync.Mutex
+	parsed map[string]*tls.Certificate // key: kind+id+updated_at, so unchanged certificates are not parsed again
+	tries  map[string]*attempt         // domain id -> failed validations
+	wake   chan struct{}
+}
+
+type attempt struct {
+	n    int
+	next time.Time
+}
+
+// New returns a manager with its index loaded from the store.
+func New(ctx context.Context, cfg Config) (*Manager, error) {
+	if cfg.Directory == "" {
+		cfg.Directory = LetsEncrypt
+	}
+	if cfg.RenewBefore == 0 {
+		cfg.RenewBefore = 30 * 24 * time.Hour
+	}
+	if cfg.Attempts == 0 {
+		cfg.Attempts = 3
+	}
+	if cfg.RetryDelay == 0 {
+		cfg.RetryDelay = 10 * time.Minute
+	}
+	if cfg.Interval == 0 {
+		cfg.Interval = time.Minute
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 3 * time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Default == nil {
+		return nil, errors.New("certs: no default certificate")
+	}
+	m := &Manager{cfg: cfg, parsed: map[string]*tls.Certificate{}, tries: map[string]*attempt{}, wake: make(chan struct{}, 1)}
+	if err := m.Reload(ctx); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// index maps hostnames to certificates. exact holds custom hostnames;
+// wild holds, for each wildcard domain *.P, the certificate under P.
+type index struct {
+	exact map[string]*tls.Certificate
+	wild  map[string]*tls.Certificate
+	def   *tls.Certificate
+}
+
+// GetCertificate picks the certificate for a TLS handshake by its SNI
+// name; use it as tls.Config.GetCertificate.
+func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return m.idx.Load().lookup(hello.ServerName), nil
+}
+
+func (x *index) lookup(name string) *tls.Certificate {
+	if name == "" {
+		return x.def
+	}
+	name = strings.ToLower(strings.TrimSuffix(name, ".")) // no allocation when already canonical
+	if c, ok := x.exact[name]; ok {
+		return c
+	}
+	if _, parent, ok := strings.Cut(name, "."); ok {
+		if c, ok := x.wild[parent]; ok {
+			return c
+		}
+	}
+	return x.def
+}
+
+// Reload rebuilds the index from the store. The manager calls it on
+// events; call it directly after changing certificates outside the bus.
+func (m *Manager) Reload(ctx context.Context) error {
+	set, err := m.cfg.Source.Certificates(ctx)
+	if err != nil {
+		return fmt.Errorf("certs: reload: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	keep := map[string]*tls.Certificate{}
+	parse := func(key, chain, pkey string) *tls.Certificate {
+		if c, ok := m.parsed[key]; ok {
+			keep[key] = c
+			return c
+		}
+		c, err := tls.X509KeyPair([]byte(chain), []byte(pkey))
+		if err != nil {
+			m.cfg.Log.Warn("stored certificate does not load; skipped", "key", key, "err", err)
+			return nil
+		}
+		keep[key] = &c
+		return &c
+	}
+	sni := map[string]*tls.Certificate{}     // endpoint id -> certificate
+	byApp := map[string][]*tls.Certificate{} // app id -> its endpoints' certificates
+	for _, e := range set.SNIEndpoints {
+		if c := parse("sni:"+e.ID+":"+e.UpdatedAt.String(), e.CertificateChain, e.PrivateKey); c != nil {
+			sni[e.ID] = c
+			byApp[e.AppID] = append(byApp[e.AppID], c)
+		}
+	}
+	acme := map[string]*tls.Certificate{} // domain id -> certificate
+	for _, a := range set.ACME {
+		if c := parse("acme:"+a.DomainID+":"+a.UpdatedAt.String(), a.CertificateChain, a.PrivateKey); c != nil {
+			acme[a.DomainID] = c
+		}
+	}
+	x := &index{exact: map[string]*tls.Certificate{}, wild: map[string]*tls.Certificate{}, def: m.cfg.Default}
+	for _, d := range set.Domains {
+		c := sni[deref(d.SNIEndpointID)]
+		if c == nil {
+			c = acme[d.ID]
+		}
+		if c == nil {
+			for _, ac := range byApp[d.AppID] {
+				if fits(ac.Leaf, d.Hostname) {
+					c = ac
+					break
+				}
+			}
+		}
+		if c == nil {
+			continue
+		}
+		if parent, ok := strings.CutPrefix(d.Hostname, "*."); ok {
+			x.wild[parent] = c
+		} else {
+			x.exact[d.Hostname] = c
+		}
+	}
+	m.parsed = keep
+	m.idx.Store(x)
+	return nil
+}
+
+// fits reports whether leaf serves host. A wildcard domain
+// "*.example.com" needs a certificate naming "*.example.com" itself.
+func fits(leaf *x509.Certificate, host string) bool {
+	if leaf == nil {
+		return false
+	}
+	if !strings.HasPrefix(host, "*.") {
+		return leaf.VerifyHostname(host) == nil
+	}
+	for _, n := range leaf.DNSNames {
+		if strings.EqualFold(n, host) {
+			return true
+		}
+	}
+	return false
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// ChallengeHandler answers ACME HTTP-01 challenges at
+// /.well-known/acme-challenge/<token>; anything else is a 404. The router
+// consults it for plain-HTTP requests before routing.
+func (m *Manager) ChallengeHandler() http.Handler { return http.HandlerFunc(m.serveChallenge) }
+
+// ChallengePrefix is the path under which ACME HTTP-01 challenges arrive.
+const ChallengePrefix = "/.well-known/acme-challenge/"
+
+func (m *Manager) serveChallenge(w http.ResponseWriter, r *http.Request) {
+	token, ok := strings.CutPrefix(r.URL.Path, ChallengePrefix)
+	if !ok || r.Method != http.MethodGet && r.Method != http.MethodHead {
+		http.NotFound(w, r)
+		return
+	}
+	v, ok := m.tokens.Load(token)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	w.Write([]byte(v.(string)))
+}
+
+// Run reloads the index on changes and runs the ACME loop until ctx ends.
+func (m *Manager) Run(ctx context.Context) {
+	var events <-chan platform.Event
+	if m.cfg.Events != nil {
+		sub := m.cfg.Events.Subscribe(256)
+		defer sub.Close()
+		events = sub.C
+	}
+	// Changes committed before the subscription are in this reload; later
+	// ones arrive as events.
+	m.reloadLogged(ctx)
+	acmeDone := make(chan struct{})
+	go func() {
+		defer close(acmeDone)
+		m.acmeLoop(ctx)
+	}()
+	defer func() { <-acmeDone }() // Run ends only once no order is running
+	tick := time.NewTicker(m.cfg.Interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e := <-events:
+			if e.Kind != platform.EventDomains && e.Kind != platform.EventApp && e.Kind != platform.EventDestroy {
+				continue
+			}
+			for drained := false; !drained; { // one reload for a burst of events
+				select {
+				case <-events:
+				default:
+					drained = true
+				}
+			}
+			m.reloadLogged(ctx)
+			m.Wake()
+		case <-tick.C:
+			m.reloadLogged(ctx)
+		}
+	}
+}
+
+func (m *Manager) reloadLogged(ctx context.Context) {
+	if err := m.Reload(ctx); err != nil && ctx.Err() == nil {
+		m.cfg.Log.Warn("reloading certificates", "err", err)
+	}
+}
+
+// Wake makes the ACME loop look for work now.
+func (m *Manager) Wake() {
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}

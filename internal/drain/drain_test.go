@@ -1,0 +1,580 @@
+package drain
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/skiffhq/skiff/internal/drain/draintest"
+	"github.com/skiffhq/skiff/internal/logplex"
+	"github.com/skiffhq/skiff/internal/pki"
+	"github.com/skiffhq/skiff/internal/platform"
+)
+
+const (
+	testApp   = "5f0c6a2e-1b7e-4c55-9a57-2f1d0f3b9e11"
+	testToken = "d.9173ea1f-6f14-4976-9cf0-7cd0dafdcdbc"
+)
+
+// source serves a fixed list of drains (the platform's part is tested in
+// package api and the e2e tests).
+type source struct{ ds []*platform.Drain }
+
+func (s *source) AllDrains(context.Context) ([]*platform.Drain, error) { return s.ds, nil }
+func (s *source) AppDrains(_ context.Context, appID string) ([]*platform.Drain, error) {
+	var out []*platform.Drain
+	for _, d := range s.ds {
+		if d.AppID == appID {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// appLog records the lines the drains write into the app's log (L14).
+type appLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *appLog) Log(appID, app, source, dyno, message string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, source+"["+dyno+"]: "+message)
+}
+
+func (l *appLog) get() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.lines...)
+}
+
+func start(t *testing.T, rawURL string, mod func(*Config)) (*Manager, *appLog) {
+	t.Helper()
+	logs := &appLog{}
+	cfg := Config{Source: &source{ds: []*platform.Drain{{ID: "1", AppID: testApp, URL: rawURL, Token: testToken}}},
+		Logs: logs, RetryMin: time.Millisecond, RetryMax: 50 * time.Millisecond, FlushInterval: 5 * time.Millisecond}
+	if mod != nil {
+		mod(&cfg)
+	}
+	m := New(cfg)
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m, logs
+}
+
+var t0 = time.Date(2024, 5, 1, 12, 0, 0, 123456000, time.UTC).UnixMicro()
+
+func line(i int) logplex.Line {
+	return logplex.Line{Time: t0 + int64(i), Source: "app", Dyno: "web.1", Message: "line " + strconv.Itoa(i)}
+}
+
+func deliver(m *Manager, from, to int) {
+	var batch []logplex.Line
+	for i := from; i < to; i++ {
+		batch = append(batch, line(i))
+		if len(batch) == 100 {
+			m.Deliver(testApp, batch)
+			batch = batch[:0]
+		}
+	}
+	if len(batch) > 0 {
+		m.Deliver(testApp, batch)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func TestFrames(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		ln           logplex.Line
+		syslog, http string
+	}{
+		{logplex.Line{Time: t0, Source: "app", Dyno: "web.1", Message: "Hello ünïcode"},
+			"108 <190>1 2024-05-01T12:00:00.123456+00:00 " + testToken + " app web.1 - - Hello ünïcode",
+			"72 <190>1 2024-05-01T12:00:00.123456+00:00 host app web.1 - Hello ünïcode"},
+		{logplex.Line{Time: t0, Source: "heroku", Dyno: "router", Message: "at=info method=GET"},
+			"115 <158>1 2024-05-01T12:00:00.123456+00:00 " + testToken + " heroku router - - at=info method=GET",
+			"79 <158>1 2024-05-01T12:00:00.123456+00:00 host heroku router - at=info method=GET"},
+		{L10(t0, 7, t0), "", ""},
+		{logplex.Line{Time: t0, Source: "heroku", Dyno: "web.1", Message: ""},
+			"95 <45>1 2024-05-01T12:00:00.123456+00:00 " + testToken + " heroku web.1 - - ",
+			"59 <45>1 2024-05-01T12:00:00.123456+00:00 host heroku web.1 - "},
+	} {
+		s := string(appendSyslog([]byte("x"), &tc.ln, testToken))[1:]
+		h := string(appendHTTP(nil, &tc.ln))
+		for _, f := range []string{s, h} {
+			n, rest, _ := strings.Cut(f, " ")
+			if strconv.Itoa(len(rest)) != n {
+				t.Errorf("%q: octet count %s, message has %d bytes", f, n, len(rest))
+			}
+		}
+		if tc.syslog != "" && (s != tc.syslog || h != tc.http) {
+			t.Errorf("frames of %+v:\n got %q\n     %q\nwant %q\n     %q", tc.ln, s, h, tc.syslog, tc.http)
+		}
+		frames, err := logplex.ParseFrames([]byte(h + h))
+		if err != nil || len(frames) != 2 || frames[0].Message != tc.ln.Message || frames[1].Dyno != tc.ln.Dyno {
+			t.Errorf("ParseFrames(%q) = %+v, %v", h, frames, err)
+		}
+	}
+	if got, want := L10(t0, 7, t0).Message, "Error L10 (output buffer overflow): 7 messages dropped since 2024-05-01T12:00:00+00:00."; got != want {
+		t.Errorf("L10 = %q, want %q", got, want)
+	}
+	if f := string(appendSyslog(nil, &[]logplex.Line{L10(t0, 1, t0)}[0], testToken)); !strings.Contains(f, " <172>1 ") {
+		t.Errorf("L10 frame %q is not local5.warning", f)
+	}
+}
+
+func TestSyslogToRsyslog(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		tls  bool
+	}{{"tcp", false}, {"tls", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var cert *tls.Certificate
+			scheme := "syslog"
+			var ca *pki.CA
+			if tc.tls {
+				var err error
+				if ca, err = pki.Open(t.TempDir(), "Skiff test CA"); err != nil {
+					t.Fatal(err)
+				}
+				if cert, err = ca.Issue([]string{"127.0.0.1"}, time.Hour); err != nil {
+					t.Fatal(err)
+				}
+				scheme = "syslog+tls"
+			}
+			r := draintest.StartRsyslog(t, cert)
+			m, logs := start(t, scheme+"://"+r.Addr, func(c *Config) {
+				if ca != nil {
+					c.RootCAs = ca.Pool()
+				}
+			})
+			m.Deliver(testApp, []logplex.Line{
+				{Time: t0, Source: "app", Dyno: "web.1", Message: "Hello ünïcode [x] = y"},
+				{Time: t0 + 1, Source: "heroku", Dyno: "router", Message: `at=info method=GET path="/"`},
+			})
+			deliver(m, 0, 500)
+			got := r.Lines(t, 502)
+			want := []string{
+				testToken + "|app|web.1|-|-|190|2024-05-01T12:00:00.123456+00:00|Hello ünïcode [x] = y",
+				testToken + `|heroku|router|-|-|158|2024-05-01T12:00:00.123457+00:00|at=info method=GET path="/"`,
+			}
+			for i, w := range want {
+				if got[i] != w {
+					t.Errorf("rsyslog line %d = %q, want %q", i, got[i], w)
+				}
+			}
+			for i := range 500 {
+				if !strings.HasSuffix(got[i+2], "|line "+strconv.Itoa(i)) {
+					t.Fatalf("rsyslog line %d = %q, want line %d", i+2, got[i+2], i)
+				}
+			}
+			if l := logs.get(); len(l) != 0 {
+				t.Errorf("app log got %q", l)
+			}
+			st := m.Stats()
+			if len(st) != 1 || st[0].In != 502 || st[0].Delivered != 502 || st[0].Dropped != 0 {
+				t.Errorf("stats = %+v", st)
+			}
+		})
+	}
+}
+
+// TestRsyslogStallsThenRecovers: rsyslog stops reading (SIGSTOP) while
+// lines keep coming; once it runs again it gets an L10 line first, and the
+// lines it wrote plus the count the L10 reports are exactly what was sent.
+func TestRsyslogStallsThenRecovers(t *testing.T) {
+	t.Parallel()
+	r := draintest.StartRsyslog(t, nil)
+	m, _ := start(t, "syslog://"+r.Addr, func(c *Config) { c.SendTimeout = time.Minute })
+	deliver(m, 0, 10)
+	r.Lines(t, 10) // connected and flowing
+	if err := r.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	// Long lines until the socket buffers are full and the sender is
+	// stuck in a write; then as many short ones again as the buffer holds.
+	long := strings.Repeat("x", 9000)
+	sent := 10
+	waitFor(t, "a stuck sender", func() bool {
+		for range 10 {
+			m.Deliver(testApp, []logplex.Line{{Time: t0, Source: "app", Dyno: "web.1", Message: "long " + strconv.Itoa(sent) + " " + long}})
+			sent++
+		}
+		time.Sleep(time.Millisecond)
+		return m.Stats()[0].Buffered == DefaultBuffer
+	})
+	deliver(m, sent, sent+3*DefaultBuffer)
+	sent += 3 * DefaultBuffer
+	if err := r.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	l10 := regexp.MustCompile(`\|heroku\|logplex\|-\|-\|172\|[^|]+\|Error L10 \(output buffer overflow\): (\d+) messages dropped since `)
+	var got, reported, firstL10 int
+	waitFor(t, "every line delivered or reported", func() bool {
+		got, reported, firstL10 = 0, 0, -1
+		for i, l := range r.Read() {
+			if m := l10.FindStringSubmatch(l); m != nil {
+				n, _ := strconv.Atoi(m[1])
+				reported += n
+				if firstL10 < 0 {
+					firstL10 = i
+				}
+			} else if strings.Contains(l, "|app|web.1|") {
+				got++
+			}
+		}
+		return got+reported == sent
+	})
+	st := m.Stats()[0]
+	if reported == 0 || uint64(reported) != st.Dropped || uint64(got) != st.Delivered {
+		t.Errorf("rsyslog got %d lines and L10s reporting %d; stats %+v", got, reported, st)
+	}
+	if firstL10 < 10 {
+		t.Errorf("first L10 at line %d", firstL10)
+	}
+}
+
+func TestSyslogBadCertificate(t *testing.T) {
+	t.Parallel()
+	trusted, err := pki.Open(t.TempDir(), "Trusted CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := pki.Open(t.TempDir(), "Unknown CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := other.Issue([]string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := draintest.StartRsyslog(t, cert)
+	m, logs := start(t, "syslog+tls://"+r.Addr, func(c *Config) { c.RootCAs = trusted.Pool() })
+	deliver(m, 0, 10)
+	want := `heroku[logplex]: Error L14 (certificate validation): error="bad certificate" uri="syslog+tls://` + r.Addr + `/"`
+	waitFor(t, "an L14 line", func() bool { l := logs.get(); return len(l) > 0 && l[0] == want })
+	if st := m.Stats(); st[0].Delivered != 0 || st[0].Errors == 0 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+func TestHTTPSBadCertificate(t *testing.T) {
+	t.Parallel()
+	u, _ := startReceiver(t, &receiver{})
+	trusted, err := pki.Open(t.TempDir(), "Trusted CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, logs := start(t, u, func(c *Config) { c.RootCAs = trusted.Pool() })
+	deliver(m, 0, 10)
+	want := `heroku[logplex]: Error L14 (certificate validation): error="bad certificate" uri="` + strings.Replace(u, "user:pa%3Ass@", "", 1) + `"`
+	waitFor(t, "an L14 line", func() bool { l := logs.get(); return len(l) > 0 && l[0] == want })
+	for _, l := range logs.get() {
+		if strings.Contains(l, "user:") {
+			t.Errorf("L14 line shows the drain's credentials: %q", l)
+		}
+	}
+}
+
+// receiver is an HTTPS drain endpoint that checks what Logplex promises
+// and keeps each frame once, by Logplex-Frame-Id.
+type receiver struct {
+	t       *testing.T
+	mu      sync.Mutex
+	frames  map[string]bool
+	lines   []logplex.Frame
+	posts   int
+	status  func(n int) int // status of the n-th POST (from 1); nil: 200
+	stall   chan struct{}   // when set, requests wait until it is closed
+	stalled chan struct{}   // closed when the first request waits
+}
+
+var frameIDRe = regexp.MustCompile(`^[0-9A-F]{32}$`)
+
+func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	t := rc.t
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return
+	}
+	if rc.stall != nil {
+		rc.mu.Lock()
+		if rc.stalled != nil {
+			close(rc.stalled)
+			rc.stalled = nil
+		}
+		rc.mu.Unlock()
+		<-rc.stall
+	}
+	user, pass, ok := r.BasicAuth()
+	id := r.Header.Get("Logplex-Frame-Id")
+	switch {
+	case r.Method != "POST" || r.URL.Path != "/logs" || r.URL.RawQuery != "x=1":
+		t.Errorf("request %s %s", r.Method, r.URL)
+	case !ok || user != "user" || pass != "pa:ss":
+		t.Errorf("basic auth = %q %q %v", user, pass, ok)
+	case r.Header.Get("Content-Type") != "application/logplex-1":
+		t.Errorf("Content-Type = %q", r.Header.Get("Content-Type"))
+	case r.Header.Get("Logplex-Drain-Token") != testToken:
+		t.Errorf("Logplex-Drain-Token = %q", r.Header.Get("Logplex-Drain-Token"))
+	case !strings.HasPrefix(r.Header.Get("User-Agent"), "Logplex/"):
+		t.Errorf("User-Agent = %q", r.Header.Get("User-Agent"))
+	case !frameIDRe.MatchString(id):
+		t.Errorf("Logplex-Frame-Id = %q", id)
+	}
+	frames, err := logplex.ParseFrames(body)
+	if err != nil || r.Header.Get("Logplex-Msg-Count") != strconv.Itoa(len(frames)) || len(body) > 110<<10 {
+		t.Errorf("batch of %d bytes, Logplex-Msg-Count %s: %d frames, %v", len(body), r.Header.Get("Logplex-Msg-Count"), len(frames), err)
+	}
+	rc.mu.Lock()
+	rc.posts++
+	status := http.StatusOK
+	if rc.status != nil {
+		status = rc.status(rc.posts)
+	}
+	// A 503 stands for an answer lost on the way back: the batch was kept.
+	if !rc.frames[id] && (status/100 == 2 || status == http.StatusServiceUnavailable) {
+		rc.frames[id] = true
+		rc.lines = append(rc.lines, frames...)
+	}
+	rc.mu.Unlock()
+	w.WriteHeader(status)
+}
+
+func (rc *receiver) got() []logplex.Frame {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]logplex.Frame(nil), rc.lines...)
+}
+
+func startReceiver(t *testing.T, rc *receiver) (string, *pki.CA) {
+	t.Helper()
+	rc.t, rc.frames = t, map[string]bool{}
+	ca, err := pki.Open(t.TempDir(), "Skiff test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := draintest.ServeTLS(t, rc, ca)
+	t.Cleanup(func() { // before the server closes: it waits for its handlers
+		if rc.stall != nil {
+			select {
+			case <-rc.stall:
+			default:
+				close(rc.stall)
+			}
+		}
+	})
+	return "https://user:pa%3Ass@" + srv.Listener.Addr().String() + "/logs?x=1", ca
+}
+
+// count checks that every line from..to-1 arrived once, in order, and
+// returns the total the L10 lines report.
+func count(t *testing.T, got []logplex.Frame, from, to int) (delivered, reported int) {
+	t.Helper()
+	l10 := regexp.MustCompile(`^Error L10 \(output buffer overflow\): (\d+) messages dropped since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00\.$`)
+	last := from - 1
+	for _, f := range got {
+		if m := l10.FindStringSubmatch(f.Message); m != nil {
+			if f.Source != "heroku" || f.Dyno != "logplex" {
+				t.Errorf("L10 from %s[%s]", f.Source, f.Dyno)
+			}
+			n, _ := strconv.Atoi(m[1])
+			reported += n
+			continue
+		}
+		fields := strings.Fields(f.Message)
+		i, err := strconv.Atoi(fields[min(1, len(fields)-1)])
+		if err != nil || i <= last || i >= to {
+			t.Fatalf("unexpected line %.40q after line %d", f.Message, last)
+		}
+		last = i
+		delivered++
+	}
+	return delivered, reported
+}
+
+func TestHTTPSBatchesRetriesAndDeduplication(t *testing.T) {
+	t.Parallel()
+	// Every frame's first POST is answered 503 (after the receiver kept
+	// it), so each is sent twice with the same frame id; every 7th POST
+	// is refused with a 429, retried too.
+	rc := &receiver{status: func(n int) int {
+		if n%7 == 0 {
+			return http.StatusTooManyRequests
+		}
+		if n%2 == 1 {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	}}
+	u, ca := startReceiver(t, rc)
+	m, _ := start(t, u, func(c *Config) { c.RootCAs = ca.Pool(); c.Attempts = 100 })
+	long := strings.Repeat("x", 9000)
+	for i := 0; i < 3000; i += 100 {
+		var b []logplex.Line
+		for j := i; j < i+100; j++ {
+			ln := line(j)
+			if j%10 == 0 {
+				ln.Message += " " + long // batches reach the byte target
+			}
+			b = append(b, ln)
+		}
+		m.Deliver(testApp, b)
+		waitFor(t, "the buffer to empty", func() bool { return m.Stats()[0].Buffered < 500 })
+	}
+	waitFor(t, "3000 lines", func() bool { return m.Stats()[0].Delivered == 3000 })
+	got := rc.got()
+	if d, r := count(t, got, 0, 3000); d != 3000 || r != 0 {
+		t.Errorf("received %d lines (L10s reporting %d), want 3000 and 0", d, r)
+	}
+}
+
+func TestHTTPSRefusedBatchIsReported(t *testing.T) {
+	t.Parallel()
+	rc := &receiver{status: func(n int) int {
+		if n == 1 {
+			return http.StatusBadRequest
+		}
+		return http.StatusOK
+	}}
+	u, ca := startReceiver(t, rc)
+	m, _ := start(t, u, func(c *Config) { c.RootCAs = ca.Pool() })
+	deliver(m, 0, 10)
+	waitFor(t, "a refused batch", func() bool { return m.Stats()[0].Dropped == 10 })
+	deliver(m, 10, 20)
+	waitFor(t, "10 more lines", func() bool { return m.Stats()[0].Delivered == 10 })
+	d, r := count(t, rc.got(), 10, 20)
+	if d != 10 || r != 10 {
+		t.Errorf("after a refused batch: %d lines, L10 reporting %d; want 10 and 10", d, r)
+	}
+}
+
+func TestStalledDrainRecoversWithL10(t *testing.T) {
+	t.Parallel()
+	rc := &receiver{stall: make(chan struct{}), stalled: make(chan struct{})}
+	stalled := rc.stalled
+	u, ca := startReceiver(t, rc)
+	m, _ := start(t, u, func(c *Config) { c.RootCAs = ca.Pool(); c.SendTimeout = time.Minute })
+	deliver(m, 0, 10)
+	<-stalled // the first batch is in flight, held by the receiver
+	const total = 10000
+	deliver(m, 10, total) // never blocks: the buffer drops the oldest
+	st := m.Stats()[0]
+	if st.Buffered != DefaultBuffer || st.Dropped == 0 {
+		t.Fatalf("stats while stalled = %+v", st)
+	}
+	close(rc.stall)
+	waitFor(t, "the drain to catch up", func() bool {
+		s := m.Stats()[0]
+		return s.Buffered == 0 && s.Delivered+s.Dropped == total
+	})
+	d, r := count(t, rc.got(), 0, total)
+	if d+r != total || r == 0 || uint64(r) != m.Stats()[0].Dropped {
+		t.Errorf("delivered %d, L10s report %d, stats %+v: want %d in all", d, r, m.Stats()[0], total)
+	}
+	if got := rc.got(); !strings.HasPrefix(got[10].Message, "Error L10 ") {
+		t.Errorf("first line after the stall = %q, want the L10", got[10].Message)
+	}
+}
+
+func TestDeadDrainNeverBlocks(t *testing.T) {
+	t.Parallel()
+	// A listener that accepts nothing: connections hang in the backlog,
+	// then are refused once it is closed.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	for _, u := range []string{"syslog://" + addr, "https://" + addr + "/logs"} {
+		t.Run(u, func(t *testing.T) {
+			m, _ := start(t, u, nil)
+			deliver(m, 0, 100000)
+			st := m.Stats()[0]
+			if st.In != 100000 || st.Dropped < 100000-uint64(DefaultBuffer)-2048 {
+				t.Errorf("stats = %+v", st)
+			}
+		})
+	}
+}
+
+// TestStuckDrainCloses: a drain whose receiver never reads is cut off when
+// it is removed, without waiting for its (here endless) send timeout.
+func TestStuckDrainCloses(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c
+		}
+	}()
+	m, _ := start(t, "syslog://"+ln.Addr().String(), func(c *Config) { c.SendTimeout = time.Hour })
+	// Long lines until the socket buffers are full and the sender is stuck
+	// in a write: then its buffer fills up.
+	long := strings.Repeat("x", 9000)
+	waitFor(t, "a stuck sender", func() bool {
+		for range 10 {
+			m.Deliver(testApp, []logplex.Line{{Time: t0, Source: "app", Dyno: "web.1", Message: long}})
+		}
+		time.Sleep(time.Millisecond)
+		return m.Stats()[0].Buffered == DefaultBuffer
+	})
+	c := <-accepted
+	defer c.Close()
+	m.Close() // returns: the blocked write is cut off
+}
+
+func TestDrainChanges(t *testing.T) {
+	t.Parallel()
+	bus := platform.NewBus()
+	src := &source{}
+	m := New(Config{Source: src, Events: bus, FlushInterval: time.Millisecond})
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	rc := &receiver{}
+	u, ca := startReceiver(t, rc)
+	m.tls.RootCAs = ca.Pool()
+	src.ds = []*platform.Drain{{ID: "1", AppID: testApp, URL: u, Token: testToken}}
+	bus.Publish(platform.Event{Kind: platform.EventDrains, AppID: testApp})
+	waitFor(t, "the new drain", func() bool { return len(m.Stats()) == 1 })
+	deliver(m, 0, 5)
+	waitFor(t, "5 lines", func() bool { return len(rc.got()) == 5 })
+	bus.Publish(platform.Event{Kind: platform.EventDestroy, AppID: testApp})
+	waitFor(t, "the drain to stop", func() bool { return len(m.Stats()) == 0 })
+	deliver(m, 5, 10)
+	if n := len(rc.got()); n != 5 {
+		t.Errorf("a removed drain delivered %d lines", n-5)
+	}
+}

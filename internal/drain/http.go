@@ -1,0 +1,153 @@
+package drain
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/skiffhq/skiff/internal/logplex"
+)
+
+// UserAgent is what Skiff's HTTPS drains send, in Logplex's form.
+const UserAgent = "Logplex/skiff"
+
+// httpLines bounds the lines of one HTTPS batch (besides BatchBytes).
+const httpLines = 2048
+
+// httpSender posts application/logplex-1 batches to an https (or http)
+// drain.
+type httpSender struct {
+	client     *http.Client
+	endpoint   string // the URL without its userinfo
+	user, pass string
+	auth       bool
+}
+
+func newHTTPSender(d *drain) *httpSender {
+	u := *d.u
+	s := &httpSender{}
+	if u.User != nil {
+		s.user = u.User.Username()
+		s.pass, _ = u.User.Password()
+		s.auth = true
+		u.User = nil
+	}
+	s.endpoint = u.String()
+	tr := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: d.m.cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:     d.m.tls.Clone(),
+		TLSHandshakeTimeout: d.m.cfg.DialTimeout,
+		MaxIdleConnsPerHost: 1,
+		IdleConnTimeout:     144 * time.Second,
+		ForceAttemptHTTP2:   true,
+	}
+	s.client = &http.Client{Transport: tr, Timeout: d.m.cfg.SendTimeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return s
+}
+
+func (s *httpSender) run(d *drain) {
+	defer s.client.CloseIdleConnections()
+	var lines []logplex.Line
+	var body []byte
+	for {
+		if !d.buf.pending() {
+			if !d.wait() {
+				return
+			}
+			if !s.gather(d) {
+				return
+			}
+			continue
+		}
+		var l10 loss
+		lines, l10 = d.buf.take(lines[:0], httpLines, d.m.cfg.BatchBytes, d.now())
+		body = body[:0]
+		for i := range lines {
+			body = appendHTTP(body, &lines[i])
+		}
+		id := frameID()
+		for attempt := 1; ; attempt++ {
+			status, err := s.post(d, body, len(lines), id)
+			if err == nil && status/100 == 2 {
+				d.sent(lines, l10)
+				break
+			}
+			if err == nil && status/100 == 4 && status != http.StatusTooManyRequests {
+				// Refused for good: Logplex drops the frame.
+				d.m.log.Debug("drains: HTTPS drain refused a batch", "drain", d.token, "status", status)
+				d.c.errors.Add(1)
+				d.lost(lines, l10)
+				break
+			}
+			d.m.log.Debug("drains: HTTPS delivery failed", "drain", d.token, "status", status, "err", err, "attempt", attempt)
+			if !d.failed() {
+				d.lost(lines, l10)
+				return
+			}
+			if attempt >= d.m.cfg.Attempts {
+				d.lost(lines, l10)
+				break
+			}
+		}
+		clear(lines)
+	}
+}
+
+// gather waits up to FlushInterval for more lines, for fewer and fuller
+// batches, but no longer than until half the buffer is full: a burst is
+// sent at once rather than dropped. It returns false when the drain closes.
+func (s *httpSender) gather(d *drain) bool {
+	t := time.NewTimer(d.m.cfg.FlushInterval)
+	defer t.Stop()
+	for d.buf.len() < d.m.cfg.Buffer/2 {
+		select {
+		case <-d.ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		case <-d.buf.wake:
+		}
+	}
+	return true
+}
+
+// post sends one batch; the same frame id on every attempt lets the
+// receiver drop a batch it already has.
+func (s *httpSender) post(d *drain, body []byte, n int, id string) (int, error) {
+	req, err := http.NewRequestWithContext(d.ctx, http.MethodPost, s.endpoint, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/logplex-1")
+	req.Header.Set("Logplex-Msg-Count", strconv.Itoa(n))
+	req.Header.Set("Logplex-Frame-Id", id)
+	req.Header.Set("Logplex-Drain-Token", d.token)
+	req.Header.Set("User-Agent", UserAgent)
+	if s.auth {
+		req.SetBasicAuth(s.user, s.pass)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		if badCertificate(err) && d.m.cfg.Logs != nil {
+			d.l14()
+		}
+		return 0, err
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// frameID is a new Logplex-Frame-Id: 32 upper-case hex digits.
+func frameID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return strings.ToUpper(hex.EncodeToString(b[:]))
+}
