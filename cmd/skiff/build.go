@@ -41,29 +41,31 @@ func buildFlags(fs *flag.FlagSet, c *buildConfig) {
 // startBuilds starts the build service: Dockerfile builds in runc
 // containers of their own (state under <data>/builds), git push, and the
 // builds API. It needs what dynos need (root, runc).
-func startBuilds(ctx context.Context, cfg *serverConfig, p *platform.Platform, images *image.Store, apiURL string, log *slog.Logger) (*build.Service, error) {
+// The returned stop ends running builds and removes the build runtime's
+// leftovers (containers, cgroups).
+func startBuilds(ctx context.Context, cfg *serverConfig, p *platform.Platform, images *image.Store, apiURL string, log *slog.Logger) (*build.Service, func(), error) {
 	bc := cfg.build
 	parallel, err := strconv.Atoi(bc.parallel)
 	if err != nil || parallel < 1 {
-		return nil, fmt.Errorf("--build-parallel %q: want a positive whole number", bc.parallel)
+		return nil, nil, fmt.Errorf("--build-parallel %q: want a positive whole number", bc.parallel)
 	}
 	mem, err := strconv.ParseInt(bc.memoryMB, 10, 64)
 	if err != nil || mem < 16 {
-		return nil, fmt.Errorf("--build-memory %q: want a number of MB, at least 16", bc.memoryMB)
+		return nil, nil, fmt.Errorf("--build-memory %q: want a number of MB, at least 16", bc.memoryMB)
 	}
 	timeout, err := time.ParseDuration(bc.timeout)
 	if err != nil || timeout <= 0 {
-		return nil, fmt.Errorf("--build-timeout %q: want a duration such as 15m", bc.timeout)
+		return nil, nil, fmt.Errorf("--build-timeout %q: want a duration such as 15m", bc.timeout)
 	}
 	maxSrc, err := strconv.ParseInt(bc.maxSourceMB, 10, 64)
 	if err != nil || maxSrc < 1 {
-		return nil, fmt.Errorf("--build-max-source %q: want a number of MB", bc.maxSourceMB)
+		return nil, nil, fmt.Errorf("--build-max-source %q: want a number of MB", bc.maxSourceMB)
 	}
 	dir := filepath.Join(cfg.dataDir, "builds")
 	rt, err := runtime.New(runtime.Config{Runc: cfg.runc, Root: filepath.Join(cfg.dataDir, "runc-builds"),
 		Dir: filepath.Join(dir, "containers"), CgroupParent: cfg.dynoBridge + "-builds"})
 	if err != nil {
-		return nil, fmt.Errorf("build runtime: %w", err)
+		return nil, nil, fmt.Errorf("build runtime: %w", err)
 	}
 	if err := rt.Reap(); err != nil {
 		log.Warn("reaping leftover build containers", "err", err)
@@ -71,12 +73,22 @@ func startBuilds(ctx context.Context, cfg *serverConfig, p *platform.Platform, i
 	init, _ := staticSelf()
 	exe, err := os.Executable()
 	if err != nil {
-		return nil, fmt.Errorf("builds: %w", err)
+		return nil, nil, fmt.Errorf("builds: %w", err)
 	}
 	b := &build.Builder{Images: images, Runtime: rt, Init: init,
 		Limits: build.Limits{Memory: mem << 20, Timeout: timeout, MaxLayerBytes: maxSrc << 20}}
-	return build.New(ctx, build.Config{Platform: p, Builder: b, Dir: dir, URL: apiURL, Parallel: parallel,
+	svc, err := build.New(ctx, build.Config{Platform: p, Builder: b, Dir: dir, URL: apiURL, Parallel: parallel,
 		MaxSourceBytes: maxSrc << 20, HookBinary: exe, Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	stop := func() {
+		svc.Close()
+		if err := rt.Reap(); err != nil {
+			log.Warn("reaping build containers", "err", err)
+		}
+	}
+	return svc, stop, nil
 }
 
 // withGit serves git's smart HTTP (`git push http://<api>/<app>.git`) on

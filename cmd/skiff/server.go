@@ -223,11 +223,12 @@ func runServer(args []string) error {
 			return err
 		}
 		defer stopDynos()
-		if builds, err = startBuilds(ctx, cfg, p, images, apiURL, log); err != nil {
+		var stopBuilds func()
+		if builds, stopBuilds, err = startBuilds(ctx, cfg, p, images, apiURL, log); err != nil {
 			ln.Close()
 			return err
 		}
-		defer builds.Close()
+		defer stopBuilds()
 	}
 
 	base := cfg.baseDomain

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -524,5 +525,43 @@ func TestBuildQueue(t *testing.T) {
 	}
 	if got := s.build("two", other); got.Status != "succeeded" {
 		t.Errorf("other app's build: %+v", got)
+	}
+}
+
+// TestHostileSource: oversized sources are refused, and a source whose
+// links point out of it builds nothing from outside.
+func TestHostileSource(t *testing.T) {
+	s := newServer(t, func(c *Config) { c.MaxSourceBytes = 1 << 20 })
+	s.createApp("hostile")
+	big := make([]byte, 2<<20)
+	rand.Read(big)
+	huge := tarball(t, map[string]string{"Dockerfile": "FROM busybox\n", "blob": string(big)})
+	s.call("POST", "/apps/hostile/builds", "application/gzip", bytes.NewReader(huge), http.StatusUnprocessableEntity, nil)
+	base := serveTarballs(t, map[string][]byte{"/huge.tgz": huge})
+	var b buildResp
+	s.call("POST", "/apps/hostile/builds", "application/json",
+		strings.NewReader(fmt.Sprintf(`{"source_blob":{"url":%q}}`, base+"/huge.tgz")), http.StatusCreated, &b)
+	if out := s.output(b); !strings.Contains(out, "1048576 bytes") || s.build("hostile", b).Status != "failed" {
+		t.Errorf("huge source by URL:\n%s", out)
+	}
+
+	// A link to the host's /etc inside the source is copied as a link;
+	// what COPY follows through it stays inside the context.
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	df := "FROM busybox\nCOPY . /src/\nCOPY hostetc/hostname /leak\n"
+	tw.WriteHeader(&tar.Header{Name: "Dockerfile", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(df))})
+	tw.Write([]byte(df))
+	tw.WriteHeader(&tar.Header{Name: "hostetc", Typeflag: tar.TypeSymlink, Linkname: "/etc", Mode: 0o777})
+	tw.Close()
+	zw.Close()
+	s.call("POST", "/apps/hostile/builds", "application/gzip", &buf, http.StatusCreated, &b)
+	out := s.output(b)
+	if !strings.Contains(out, "COPY: hostetc/hostname: not found in the build context") || s.build("hostile", b).Status != "failed" {
+		t.Errorf("COPY through a link out of the context:\n%s", out)
+	}
+	if n := len(s.releases("hostile")); n != 2 {
+		t.Errorf("hostile sources made %d releases", n-2)
 	}
 }
