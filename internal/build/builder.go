@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	goruntime "runtime"
 	"strconv"
@@ -950,10 +951,77 @@ func (r *run) copyStep(st *state, in *instruction) error {
 		fi, ok := lowerStat(lowers, rel)
 		return ok && fi.IsDir()
 	}
-	if err := copyInto(dir, srcs, dest, own, chmod, isDir, func(rel string) (fs.FileInfo, bool) { return lowerStat(lowers, rel) }); err != nil {
-		return r.fail(in, "%v", err)
+	attrs := func(rel string) (fs.FileInfo, bool) { return lowerStat(lowers, rel) }
+	if in.cmd == "add" {
+		// ADD unpacks local tar archives (plain, gzip or zstd) into dest.
+		var plain []source
+		for _, s := range srcs {
+			if !isArchive(s.path()) {
+				plain = append(plain, s)
+				continue
+			}
+			if err := r.unpackInto(dir, s, dest, attrs); err != nil {
+				return r.fail(in, "%s: %v", s.rel, err)
+			}
+		}
+		srcs = plain
+	}
+	if len(srcs) > 0 {
+		if err := copyInto(dir, srcs, dest, own, chmod, isDir, attrs); err != nil {
+			return r.fail(in, "%v", err)
+		}
 	}
 	return r.addLayer(st, key, dir, in.original)
+}
+
+// isArchive reports whether path is a regular file holding a tar archive,
+// compressed with gzip or zstd or not at all.
+func isArchive(path string) bool {
+	fi, err := os.Lstat(path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return false
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	head := make([]byte, 512)
+	n, _ := io.ReadFull(f, head)
+	head = head[:n]
+	switch {
+	case n >= 2 && head[0] == 0x1f && head[1] == 0x8b:
+		return true
+	case n >= 4 && string(head[:4]) == "\x28\xb5\x2f\xfd":
+		return true
+	}
+	return n >= 262 && string(head[257:262]) == "ustar"
+}
+
+// unpackInto unpacks an archive with the hardened unpacker, then copies
+// its tree (owners and modes as archived) into the layer at dest.
+func (r *run) unpackInto(layer string, s source, dest string, attrs func(rel string) (fs.FileInfo, bool)) error {
+	f, err := os.Open(s.path())
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	tmp := filepath.Join(r.buildTmp, "add-"+randHex(6))
+	if err := image.UnpackWithLimits(f, tmp, image.Limits{MaxBytes: r.lim.MaxLayerBytes}); err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	destRel := relClean(dest)
+	if err := mkParents(layer, path.Join(destRel, "x"), attrs); err != nil {
+		return err
+	}
+	target := filepath.Join(layer, filepath.FromSlash(destRel))
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		return err
+	}
+	return walkSorted(tmp, "", func(rel string, fi fs.FileInfo) error {
+		return copyEntry(filepath.Join(tmp, rel), filepath.Join(target, rel), fi, nil, nil)
+	})
 }
 
 func modeBits(n uint64) fs.FileMode {

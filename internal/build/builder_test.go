@@ -1,7 +1,7 @@
 package build
 
 import (
-		"bytes"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -265,5 +265,27 @@ func TestBuildLimits(t *testing.T) {
 	_, out, err = e.build(e.context(map[string]string{"Dockerfile": "FROM busybox\nRUN dd if=/dev/zero of=/big bs=1024 count=2048\n"}), nil)
 	if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "layer too large") {
 		t.Errorf("huge file: %v\n%s", err, out)
+	}
+}
+
+func TestBuildAddArchive(t *testing.T) {
+	e := newEnv(t)
+	dir := e.context(map[string]string{
+		"Dockerfile":    "FROM busybox\nADD assets.tar.gz /srv/\nADD notes.txt /srv/notes.txt\n",
+		"assets.tar.gz": string(tarball(t, map[string]string{"a/b.txt": "inside the archive"})),
+		"notes.txt":     "plain file",
+	})
+	res, out, err := e.build(dir, nil)
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	if got, _ := e.fileIn(res.Image, "srv/a/b.txt"); got != "inside the archive" {
+		t.Errorf("/srv/a/b.txt = %q: ADD did not unpack the archive", got)
+	}
+	if got, _ := e.fileIn(res.Image, "srv/notes.txt"); got != "plain file" {
+		t.Errorf("/srv/notes.txt = %q", got)
+	}
+	if _, ok := e.fileIn(res.Image, "srv/assets.tar.gz"); ok {
+		t.Error("the archive itself was copied")
 	}
 }
