@@ -15,6 +15,7 @@ type Builds interface {
 	Create(ctx context.Context, actor *platform.Account, app string, url, version string, tar io.Reader) (*platform.Build, error)
 	OutputURL(b *platform.Build) string
 	FollowOutput(ctx context.Context, b *platform.Build, w io.Writer, flush func()) error
+	Cancel(ctx context.Context, actor *platform.Account, app, id string) (*platform.Build, error)
 	ClearCache(ctx context.Context, actor *platform.Account, app string) error
 	CreateSource(ctx context.Context, actor *platform.Account, app string) (getURL, putURL string, err error)
 	ServeSource(w http.ResponseWriter, r *http.Request, key string)
@@ -166,6 +167,21 @@ func (s *Server) getBuild(w http.ResponseWriter, r *http.Request, c *call) error
 	return nil
 }
 
+// cancelBuild is DELETE /apps/{app}/builds/{build}: it stops a running
+// build and answers with the build, failed, once it has ended.
+func (s *Server) cancelBuild(w http.ResponseWriter, r *http.Request, c *call) error {
+	bs, err := s.builds(r, c)
+	if err != nil {
+		return err
+	}
+	b, err := bs.Cancel(r.Context(), c.account, r.PathValue("app"), r.PathValue("build"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.buildToJSON(b))
+	return nil
+}
+
 func (s *Server) deleteBuildCache(w http.ResponseWriter, r *http.Request, c *call) error {
 	bs, err := s.builds(r, c)
 	if err != nil {
@@ -219,11 +235,8 @@ func (s *Server) buildOutput(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
-	flush := func() {
-		if f, ok := w.(http.Flusher); ok {
-			f.Flush()
-		}
-	}
+	rc := http.NewResponseController(w) // reaches the Flusher under the API's wrappers
+	flush := func() { _ = rc.Flush() }
 	flush()
 	_ = bs.FollowOutput(r.Context(), b, w, flush)
 }

@@ -82,6 +82,7 @@ func (s *Server) routes() {
 	s.handle("POST /apps/{app}/builds", s.createBuild)
 	s.handle("GET /apps/{app}/builds", s.listBuilds)
 	s.handle("GET /apps/{app}/builds/{build}", s.getBuild)
+	s.handle("DELETE /apps/{app}/builds/{build}", s.cancelBuild)
 	s.handle("DELETE /apps/{app}/build-cache", s.deleteBuildCache)
 	s.handle("POST /apps/{app}/sources", s.createSource)
 	s.handle("PUT /stacks/{stack}/rootfs", s.importStack)

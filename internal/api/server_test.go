@@ -98,6 +98,7 @@ func allRoutes() []route {
 		{"POST", "/apps/{app}/builds", map[string]any{"source_blob": map[string]any{"url": "http://127.0.0.1:1/src.tgz"}}, true, true},
 		{"GET", "/apps/{app}/builds", nil, true, false},
 		{"GET", "/apps/{app}/builds/~", nil, true, false},
+		{"DELETE", "/apps/{app}/builds/~", nil, true, true},
 		{"DELETE", "/apps/{app}/build-cache", nil, true, true},
 		{"POST", "/apps/{app}/sources", nil, true, true},
 		{"PUT", "/stacks/container/rootfs", "", false, true},

@@ -194,17 +194,11 @@ type flushWriter struct{ http.ResponseWriter }
 
 func (f *flushWriter) Write(p []byte) (int, error) {
 	n, err := f.ResponseWriter.Write(p)
-	if fl, ok := f.ResponseWriter.(http.Flusher); ok {
-		fl.Flush()
-	}
+	f.Flush()
 	return n, err
 }
 
-func (f *flushWriter) Flush() {
-	if fl, ok := f.ResponseWriter.(http.Flusher); ok {
-		fl.Flush()
-	}
-}
+func (f *flushWriter) Flush() { _ = http.NewResponseController(f.ResponseWriter).Flush() }
 
 // serveHook builds the archive a pre-receive hook posts and streams the
 // build's output back, with the outcome in the hookStatus trailer.
@@ -233,11 +227,8 @@ func (s *Service) serveHook(w http.ResponseWriter, r *http.Request, token string
 		w.Header().Set(hookStatus, "failed")
 		return
 	}
-	flush := func() {
-		if fl, ok := w.(http.Flusher); ok {
-			fl.Flush()
-		}
-	}
+	rc := http.NewResponseController(w)
+	flush := func() { _ = rc.Flush() }
 	// The output ends once the build's outcome is recorded.
 	_ = s.FollowOutput(r.Context(), b, w, flush)
 	if done, err := s.cfg.Platform.BuildByStreamKey(r.Context(), b.StreamKey); err != nil || done.Status != "succeeded" {

@@ -54,13 +54,15 @@ type Service struct {
 	hooks    map[string]hookGrant
 
 	ctx    context.Context // cancelled by Close: running builds fail
-	cancel context.CancelFunc
+	cancel context.CancelCauseFunc
 	wg     sync.WaitGroup
 }
 
 type running struct {
-	log  *outputLog
-	done chan struct{}
+	log    *outputLog
+	done   chan struct{}
+	ctx    context.Context
+	cancel context.CancelCauseFunc
 }
 
 // New opens the service's directories and marks the builds a previous run
@@ -94,7 +96,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, sem: make(chan struct{}, cfg.Parallel), appLocks: map[string]*sync.Mutex{},
 		running: map[string]*running{}, hooks: map[string]hookGrant{}}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	cfg.Builder.Base = func(name string) (string, error) {
 		return cfg.Platform.StackImage(context.Background(), name)
 	}
@@ -103,7 +105,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 
 // Close stops running builds (they fail) and waits for them to end.
 func (s *Service) Close() {
-	s.cancel()
+	s.cancel(fmt.Errorf("%w: the server stopped during the build", ErrFailed))
 	s.wg.Wait()
 }
 
@@ -151,6 +153,7 @@ func (s *Service) Start(ctx context.Context, actor *platform.Account, ident stri
 		return nil, err
 	}
 	run := &running{log: log, done: make(chan struct{})}
+	run.ctx, run.cancel = context.WithCancelCause(s.ctx)
 	s.mu.Lock()
 	s.running[b.ID] = run
 	s.mu.Unlock()
@@ -158,7 +161,8 @@ func (s *Service) Start(ctx context.Context, actor *platform.Account, ident stri
 	go func() {
 		defer s.wg.Done()
 		defer os.RemoveAll(work)
-		_ = s.run(app, b, src, work, checksum, log)
+		_ = s.run(run.ctx, app, b, src, work, checksum, log)
+		run.cancel(nil)
 		log.Close()
 		s.mu.Lock()
 		delete(s.running, b.ID)
@@ -189,6 +193,30 @@ func (s *Service) checkURL(u string) error {
 func (s *Service) sourcesURL() string { return strings.TrimSuffix(s.cfg.URL, "/") + "/build-sources/" }
 
 func (s *Service) logPath(id string) string { return filepath.Join(s.cfg.Dir, "logs", id+".log") }
+
+// Cancel stops a running build (DELETE /apps/{app}/builds/{id}): it fails
+// with "the build was cancelled" and creates no release. It returns once
+// the build has ended, with its final record.
+func (s *Service) Cancel(ctx context.Context, actor *platform.Account, ident, id string) (*platform.Build, error) {
+	_, b, err := s.cfg.Platform.Build(ctx, actor, ident, id)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	r := s.running[b.ID]
+	s.mu.Unlock()
+	if r == nil {
+		return nil, &platform.Error{Kind: platform.KindConflict, Message: "Build " + b.ID + " has already " + b.Status + "."}
+	}
+	r.cancel(fmt.Errorf("%w: the build was cancelled by %s", ErrFailed, actor.Email))
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	_, b, err = s.cfg.Platform.Build(ctx, actor, ident, id)
+	return b, err
+}
 
 // OutputURL is a build's output_stream_url.
 func (s *Service) OutputURL(b *platform.Build) string {
@@ -239,8 +267,7 @@ func (s *Service) ClearCache(ctx context.Context, actor *platform.Account, ident
 }
 
 // run is one build, from fetching the source to the release.
-func (s *Service) run(app *platform.App, b *platform.Build, src Source, work, checksum string, out io.Writer) (err error) {
-	ctx := s.ctx
+func (s *Service) run(ctx context.Context, app *platform.App, b *platform.Build, src Source, work, checksum string, out io.Writer) (err error) {
 	fmt.Fprintf(out, "=== Fetching app code\n")
 	defer func() {
 		if err == nil {
@@ -269,7 +296,7 @@ func (s *Service) run(app *platform.App, b *platform.Build, src Source, work, ch
 		select {
 		case s.sem <- struct{}{}:
 		case <-ctx.Done():
-			return fmt.Errorf("%w: the server stopped", ErrFailed)
+			return context.Cause(ctx)
 		}
 	}
 	defer func() { <-s.sem }()

@@ -565,3 +565,39 @@ func TestHostileSource(t *testing.T) {
 		t.Errorf("hostile sources made %d releases", n-2)
 	}
 }
+
+func TestCancelBuild(t *testing.T) {
+	s := newServer(t)
+	s.createApp("cancelled")
+	var b buildResp
+	s.call("POST", "/apps/cancelled/builds", "application/gzip",
+		bytes.NewReader(tarball(t, map[string]string{"Dockerfile": "FROM busybox\nRUN echo started; sleep 600\n"})), http.StatusCreated, &b)
+	resp, err := http.Get(b.OutputStreamURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	// Cancel once the RUN step is running.
+	var seen bytes.Buffer
+	buf := make([]byte, 4096)
+	for !strings.Contains(seen.String(), "started") {
+		n, err := resp.Body.Read(buf)
+		seen.Write(buf[:n])
+		if err != nil {
+			t.Fatalf("output ended before the step started: %v\n%s", err, seen.String())
+		}
+	}
+	var got buildResp
+	s.call("DELETE", "/apps/cancelled/builds/"+b.ID, "", nil, http.StatusOK, &got)
+	if got.Status != "failed" || got.Release != nil {
+		t.Errorf("cancelled build = %+v", got)
+	}
+	rest, _ := io.ReadAll(resp.Body)
+	if out := seen.String() + string(rest); !strings.Contains(out, "Build failed: the build was cancelled by admin@example.com") {
+		t.Errorf("output:\n%s", out)
+	}
+	s.call("DELETE", "/apps/cancelled/builds/"+b.ID, "", nil, http.StatusConflict, nil)
+	if n := len(s.releases("cancelled")); n != 2 {
+		t.Errorf("the cancelled build made %d releases", n-2)
+	}
+}
