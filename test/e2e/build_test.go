@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/skiffhq/skiff/internal/build/buildtest"
 	"github.com/skiffhq/skiff/internal/image/imagetest"
@@ -133,4 +134,47 @@ CMD ["/web"]
 	res = h.ok(t, "releases", "-a", "pushapp")
 	wantNotContains(t, res, "stdout", "v5")
 	waitPS(t, h, "pushapp", "web.1=up")
+
+	// heroku.yml: a web and a worker image, and a release command that
+	// runs as a release dyno before v5 becomes current.
+	yml := t.TempDir()
+	os.WriteFile(filepath.Join(yml, "web"), bin, 0o755)
+	df, _ := os.ReadFile(filepath.Join(repo, "Dockerfile"))
+	os.WriteFile(filepath.Join(yml, "Dockerfile"), df, 0o644)
+	os.MkdirAll(filepath.Join(yml, "worker"), 0o755)
+	os.WriteFile(filepath.Join(yml, "worker", "Dockerfile"), []byte("FROM busybox\nCMD [\"sh\"]\n"), 0o644)
+	os.WriteFile(filepath.Join(yml, "heroku.yml"), []byte(`build:
+  docker:
+    web: Dockerfile
+    worker: worker/Dockerfile
+release:
+  image: worker
+  command:
+    - echo
+    - migrating
+run:
+  worker: sh -c 'while true; do echo working; sleep 1; done'
+`), 0o644)
+	res = s.skiff(t, s.AdminToken, "deploy", yml, "-a", "pushapp", "--version", "v2.0")
+	if res.Code != 0 {
+		t.Fatalf("skiff deploy of heroku.yml:\n%s", res.describe(""))
+	}
+	wantContains(t, res, "stdout", "=== Released v5 (release, web, worker)")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var rel struct{ Status, Description string }
+		s.apiJSON(t, s.AdminToken, "GET", "/apps/pushapp/releases/5", nil, "", 200, &rel)
+		if rel.Status == "succeeded" && rel.Description == "Deploy v2.0" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("release v5 = %+v, want succeeded once its release command ran", rel)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	res = h.ok(t, "logs", "-a", "pushapp", "-n", "1500")
+	wantMatch(t, res, "stdout", `(?m)^\S+ app\[release\.\d+\]: migrating$`)
+	wantMatch(t, res, "stdout", `(?m)^\S+ app\[api\]: Build succeeded$`)
+	h.ok(t, "ps:scale", "worker=1", "-a", "pushapp")
+	waitPS(t, h, "pushapp", "web.1=up worker.1=up")
 }
