@@ -53,6 +53,7 @@ type Options struct {
 // Server is a running `skiff server`.
 type Server struct {
 	URL, Token string
+	Registry   string // host:port of the embedded registry (printed before the token)
 
 	cmd  *exec.Cmd
 	errs string // file holding the server's stderr
@@ -72,7 +73,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		return nil, err
 	}
 	defer logFile.Close()
-	args := append([]string{"server", "--data-dir", o.DataDir, "--api-addr", "127.0.0.1:0"}, o.Args...)
+	args := append([]string{"server", "--data-dir", o.DataDir, "--api-addr", "127.0.0.1:0", "--registry-addr", "127.0.0.1:0"}, o.Args...)
 	s.cmd = exec.Command(o.Binary, args...)
 	// Keep the first-start login out of the user's ~/.config/skiff.
 	s.cmd.Env = append(os.Environ(), "SKIFF_LOGIN_FILE="+filepath.Join(o.Dir, "login.json"))
@@ -108,6 +109,9 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 			}
 			if v, ok := strings.CutPrefix(l, "API URL: "); ok {
 				s.URL = strings.TrimSpace(v)
+			}
+			if v, ok := strings.CutPrefix(l, "Registry: "); ok {
+				s.Registry = strings.TrimSpace(v)
 			}
 			if v, ok := strings.CutPrefix(l, "Admin token: "); ok {
 				s.Token = strings.TrimSpace(v)

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/skiffhq/skiff/internal/api"
 	"github.com/skiffhq/skiff/internal/build"
 	"github.com/skiffhq/skiff/internal/image"
 	"github.com/skiffhq/skiff/internal/pki"
@@ -89,6 +90,16 @@ func startBuilds(ctx context.Context, cfg *serverConfig, p *platform.Platform, i
 		}
 	}
 	return svc, stop, nil
+}
+
+// holdBuiltImages lets the image garbage collector (the registry's
+// releaser, when the registry runs) keep what builds make until their
+// releases name it. Builds keep their stacks through the platform's list
+// of images in use.
+func holdBuiltImages(builds *build.Service, images api.Images) {
+	if h, ok := images.(interface{ Hold(id string) }); ok {
+		builds.SetHold(h.Hold)
+	}
 }
 
 // withGit serves git's smart HTTP (`git push http://<api>/<app>.git`) on

@@ -56,7 +56,8 @@ type serverConfig struct {
 
 	certs certsConfig // the platform's certificate and ACME (certs.go)
 
-	build buildConfig // builds from source
+	registry registryConfig // the embedded container registry (registry.go)
+	build    buildConfig    // builds from source
 }
 
 func defaultDataDir() string {
@@ -103,12 +104,16 @@ func parseServerFlags(args []string) (*serverConfig, error) {
 	str(&c.drainCAFile, "drain-ca-file", "SKIFF_DRAIN_CA_FILE", "", "PEM certificates trusted by TLS log drains besides the system's roots")
 	str(&c.metricsAddr, "metrics-addr", "SKIFF_METRICS_ADDR", "", "address of the metrics endpoint (GET /metrics, Prometheus text format); empty: none")
 	c.certs.register(str)
+	checkRegistry := registryFlags(fs, &c.registry)
 	buildFlags(fs, &c.build)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: skiff server [flags]\n\nRuns the Skiff API with embedded defaults (SQLite under --data-dir).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if err := checkRegistry(); err != nil {
 		return nil, err
 	}
 	var err error
@@ -243,8 +248,15 @@ func runServer(args []string) error {
 		apiCfg.Dynos = dynos
 	}
 	apiCfg.Logs = logs // Logplex.
+	var stopRegistry func()
+	if apiCfg.Images, stopRegistry, err = startRegistry(ctx, cfg, p, images, dynos, ca, log); err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopRegistry()
 	if builds != nil {
 		apiCfg.Builds = builds
+		holdBuiltImages(builds, apiCfg.Images)
 	}
 	handler := api.New(p, apiCfg)
 

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -123,6 +124,9 @@ func (s *Server) batchUpdateFormation(w http.ResponseWriter, r *http.Request, c 
 		}
 	}
 	app := r.PathValue("app")
+	if err := s.prepareImages(r.Context(), c, app, images, ""); err != nil {
+		return err
+	}
 	if _, _, err := s.p.UpdateFormation(r.Context(), c.account, app, images, scales); err != nil {
 		return err
 	}
@@ -163,4 +167,21 @@ func (s *Server) updateFormation(w http.ResponseWriter, r *http.Request, c *call
 	}
 	writeJSON(w, http.StatusOK, formationToJSON(app, fs[0]))
 	return nil
+}
+
+// prepareImages readies released images through Config.Images, if set.
+// An image it cannot ready is the request's fault (422); prefix starts the
+// message.
+func (s *Server) prepareImages(ctx context.Context, c *call, app string, images []platform.ImageUpdate, prefix string) error {
+	if len(images) == 0 || s.cfg.Images == nil {
+		return nil
+	}
+	err := s.cfg.Images.Prepare(ctx, c.account, app, images)
+	if err == nil {
+		return nil
+	}
+	if _, ok := platform.AsError(err); ok {
+		return err
+	}
+	return &apiError{http.StatusUnprocessableEntity, "invalid_params", prefix + err.Error()}
 }

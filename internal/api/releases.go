@@ -139,6 +139,18 @@ func (s *Server) createRelease(w http.ResponseWriter, r *http.Request, c *call) 
 		}
 		return invalidParams("release is required: the id or version of the release to roll back to.")
 	}
+	// The images of the release rolled back to must still be there.
+	if _, to, _, err := s.p.Release(r.Context(), c.account, r.PathValue("app"), *body.Release); err == nil {
+		var images []platform.ImageUpdate
+		for typ, proc := range to.Processes {
+			if proc.Image != "" {
+				images = append(images, platform.ImageUpdate{Type: typ, Image: proc.Image})
+			}
+		}
+		if err := s.prepareImages(r.Context(), c, r.PathValue("app"), images, fmt.Sprintf("Cannot roll back to v%d: ", to.Version)); err != nil {
+			return err
+		}
+	}
 	rel, err := s.p.Rollback(r.Context(), c.account, r.PathValue("app"), *body.Release)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@
 package api
 
 import (
+	"context"
 	"encoding/base64"
 	"log/slog"
 	"net"
@@ -34,6 +35,15 @@ type Config struct {
 	Logs LogSessions
 	// Builds is the build service; nil when this server builds nothing.
 	Builds Builds
+	// Images, when set, readies the images a formation update releases
+	// (from the embedded registry into the image store) before the release
+	// is made; an image it cannot ready fails the update.
+	Images Images
+}
+
+// Images readies released images; see Config.Images.
+type Images interface {
+	Prepare(ctx context.Context, actor *platform.Account, app string, updates []platform.ImageUpdate) error
 }
 
 // Server is the Platform API's HTTP handler.

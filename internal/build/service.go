@@ -43,6 +43,12 @@ type Config struct {
 	Logger     *slog.Logger
 }
 
+// SetHold gives the service a function it calls with each image it has
+// built, before the release that names it is recorded: the image garbage
+// collector keeps such images for a grace period (they are referenced by
+// nothing yet). Call it before the first build.
+func (s *Service) SetHold(hold func(imageID string)) { s.hold = hold }
+
 // Service runs builds: one at a time per app, up to Parallel at once.
 type Service struct {
 	cfg Config
@@ -52,6 +58,8 @@ type Service struct {
 	appLocks map[string]*sync.Mutex
 	running  map[string]*running // by build id
 	hooks    map[string]hookGrant
+
+	hold func(imageID string) // see SetHold
 
 	ctx    context.Context // cancelled by Close: running builds fail
 	cancel context.CancelCauseFunc
@@ -322,6 +330,9 @@ func (s *Service) run(ctx context.Context, app *platform.App, b *platform.Build,
 			return err
 		}
 		images[typ], built[ip.dockerfile] = res.Image, res.Image
+		if s.hold != nil {
+			s.hold(res.Image)
+		}
 	}
 	procs := map[string]platform.Process{}
 	for typ, pp := range p.procs {

@@ -83,7 +83,7 @@ func buildsCreate(e *Env, in *Input) error {
 		return err
 	}
 	if err := e.action("Uploading "+dir, func() (string, error) {
-		return "done", e.upload("PUT", src.SourceBlob.PutURL, "", func(w io.Writer) error { return tarDir(dir, w) })
+		return "done", e.upload("PUT", src.SourceBlob.PutURL, "", func(w io.Writer) error { return tarSource(dir, w) })
 	}); err != nil {
 		return err
 	}
@@ -154,9 +154,9 @@ func (e *Env) buildOutput(url string) error {
 	return err
 }
 
-// tarDir writes dir as a gzipped tarball, without .git. Symbolic links
+// tarSource writes dir as a gzipped tarball, without .git. Symbolic links
 // are kept as links; other special files are left out.
-func tarDir(dir string, w io.Writer) error {
+func tarSource(dir string, w io.Writer) error {
 	zw := gzip.NewWriter(w)
 	tw := tar.NewWriter(zw)
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {

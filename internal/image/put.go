@@ -58,6 +58,8 @@ func (l layoutSource) Open(digest string) (io.ReadCloser, error) {
 // visible (to Resolve and Image) only once all its blobs are stored. Layers
 // are unpacked later, by Image.
 func (s *Store) Put(manifest []byte, mediaType string, src BlobSource) (ImageRef, error) {
+	s.gcMu.RLock() // Retain must not sweep blobs before their record is written
+	defer s.gcMu.RUnlock()
 	return s.put(manifest, mediaType, src, 0)
 }
 
@@ -66,6 +68,8 @@ func (s *Store) Put(manifest []byte, mediaType string, src BlobSource) (ImageRef
 // not the store's, and from each index the image for the store's platform.
 // It fails if that leaves no image.
 func (s *Store) ImportLayout(dir string) ([]ImageRef, error) {
+	s.gcMu.RLock()
+	defer s.gcMu.RUnlock()
 	b, err := readFileMax(filepath.Join(dir, "index.json"), maxManifestSize)
 	if err != nil {
 		return nil, fmt.Errorf("import layout %s: %w", dir, err)
@@ -235,6 +239,13 @@ func (s *Store) ensureBlob(src BlobSource, d v1.Descriptor) error {
 	}
 	if ok, err := s.hasBlob(d); err != nil || ok {
 		return err
+	}
+	if f, ok := src.(BlobFiler); ok {
+		if path, err := f.BlobFile(d.Digest.String()); err == nil {
+			if linked, err := s.linkBlob(hx, d.Size, path); err != nil || linked {
+				return err
+			}
+		}
 	}
 	rc, err := openFrom(src, d)
 	if err != nil {

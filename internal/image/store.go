@@ -47,6 +47,8 @@ type Store struct {
 	lim      Limits
 	platform v1.Platform
 
+	gcMu sync.RWMutex // held by Put (shared) and Retain (exclusive)
+
 	mu       sync.Mutex
 	inflight map[string]*flight // layer (diff-id hex) being unpacked in this process
 

@@ -117,12 +117,25 @@ func (tx *Tx) PutStack(s *Stack) error {
 
 // StackByName returns a stack.
 func (tx *Tx) StackByName(name string) (*Stack, error) {
-	var s Stack
-	var created, updated string
-	if err := tx.queryRow(`SELECT name, image, created_at, updated_at FROM build_stacks WHERE name = ?`, name).
-		Scan(&s.Name, &s.Image, &created, &updated); err != nil {
-		return nil, notFound(err)
+	s, err := scanStack(tx.queryRow(`SELECT name, image, created_at, updated_at FROM build_stacks WHERE name = ?`, name))
+	return s, notFound(err)
+}
+
+// Stacks lists every stack.
+func (tx *Tx) Stacks() ([]*Stack, error) {
+	rows, err := tx.query(`SELECT name, image, created_at, updated_at FROM build_stacks ORDER BY name`)
+	if err != nil {
+		return nil, err
 	}
-	s.CreatedAt, s.UpdatedAt = ParseTime(created), ParseTime(updated)
-	return &s, nil
+	return collect(rows, scanStack)
+}
+
+func scanStack(s interface{ Scan(...any) error }) (*Stack, error) {
+	var st Stack
+	var created, updated string
+	if err := s.Scan(&st.Name, &st.Image, &created, &updated); err != nil {
+		return nil, err
+	}
+	st.CreatedAt, st.UpdatedAt = ParseTime(created), ParseTime(updated)
+	return &st, nil
 }

@@ -11,20 +11,23 @@ import (
 	"github.com/skiffhq/skiff/internal/image/imagetest"
 )
 
-// burstApp writes 10 000 lines to stdout at once, then a line a second.
+// burstApp writes 10 000 lines of 1 KB to stdout at once (10 MB: more than
+// a stuck receiver's socket buffers hold), then a line every 200 ms.
 const burstApp = `package main
 
 import (
 	"bufio"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 )
 
 func main() {
 	w := bufio.NewWriterSize(os.Stdout, 1<<16)
+	pad := strings.Repeat(".", 1000)
 	for i := 0; i < 10000; i++ {
-		fmt.Fprintf(w, "burst %d\n", i)
+		fmt.Fprintf(w, "burst %d %s\n", i, pad)
 	}
 	fmt.Fprintln(w, "burst done")
 	w.Flush()
@@ -73,7 +76,7 @@ func TestDrainBurstFromDyno(t *testing.T) {
 	for {
 		out := h.ok(t, "logs", "-n", "1500", "-a", app, "--dyno", "worker.1").stream("stdout")
 		if strings.Contains(out, "app[worker.1]: alive 5") {
-			if !strings.Contains(out, "app[worker.1]: burst 9999") || !strings.Contains(out, "app[worker.1]: burst done") {
+			if !strings.Contains(out, "app[worker.1]: burst 9999 ") || !strings.Contains(out, "app[worker.1]: burst done") {
 				t.Errorf("the burst's last lines are not in the log:\n%s", out)
 			}
 			break

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -159,6 +160,7 @@ type server struct {
 	URL        string // http://127.0.0.1:PORT, from the banner
 	AdminEmail string // from the banner (first start only)
 	AdminToken string // from the banner (first start only)
+	Registry   string // host:port of the embedded registry, from the banner
 	DataDir    string
 	Home       string
 
@@ -189,7 +191,11 @@ func startServerIn(t *testing.T, dataDir string, fresh bool, extra ...string) *s
 	t.Helper()
 	bin := skiffBinary(t)
 	s := &server{DataDir: dataDir, Home: t.TempDir(), done: make(chan struct{})}
-	args := []string{"server", "--data-dir", dataDir, "--api-addr", "127.0.0.1:0", "--base-domain", "localhost", "--dynos=false"}
+	// No registry unless asked for (--registry-addr 127.0.0.1:0 in extra):
+	// with one, releases must name images it holds.
+	args := []string{"server", "--data-dir", dataDir, "--api-addr", "127.0.0.1:0", "--base-domain", "localhost", "--dynos=false",
+		"--registry-addr", "off"}
+	wantRegistry := slices.Contains(extra, "--registry-addr")
 	s.cmd = exec.Command(bin, append(args, extra...)...)
 	s.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + s.Home, "TMPDIR=" + os.TempDir()}
 	s.cmd.Dir = s.Home
@@ -227,11 +233,13 @@ func startServerIn(t *testing.T, dataDir string, fresh bool, extra ...string) *s
 	}()
 
 	timeout := time.After(bannerTimeout)
-	for s.URL == "" || (fresh && (s.AdminEmail == "" || s.AdminToken == "")) {
+	for s.URL == "" || (wantRegistry && s.Registry == "") || (fresh && (s.AdminEmail == "" || s.AdminToken == "")) {
 		select {
 		case line := <-lines:
 			if v, ok := strings.CutPrefix(line, "API URL: "); ok {
 				s.URL = strings.TrimSpace(v)
+			} else if v, ok := strings.CutPrefix(line, "Registry: "); ok {
+				s.Registry = strings.TrimSpace(v)
 			} else if v, ok := strings.CutPrefix(line, "Admin email: "); ok {
 				s.AdminEmail = strings.TrimSpace(v)
 			} else if v, ok := strings.CutPrefix(line, "Admin token: "); ok {
