@@ -566,27 +566,36 @@ func TestHostileSource(t *testing.T) {
 	}
 }
 
-func TestCancelBuild(t *testing.T) {
-	s := newServer(t)
-	s.createApp("cancelled")
+// startSlow starts a build of app whose RUN step never ends and returns
+// once its output shows the step running, with the output read so far
+// and the rest of the stream.
+func (s *server) startSlow(app string) (buildResp, *http.Response, *bytes.Buffer) {
+	s.t.Helper()
 	var b buildResp
-	s.call("POST", "/apps/cancelled/builds", "application/gzip",
-		bytes.NewReader(tarball(t, map[string]string{"Dockerfile": "FROM busybox\nRUN echo started; sleep 600\n"})), http.StatusCreated, &b)
+	s.call("POST", "/apps/"+app+"/builds", "application/gzip",
+		bytes.NewReader(tarball(s.t, map[string]string{"Dockerfile": "FROM busybox\nRUN echo started; sleep 600\n"})), http.StatusCreated, &b)
 	resp, err := http.Get(b.OutputStreamURL)
 	if err != nil {
-		t.Fatal(err)
+		s.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	// Cancel once the RUN step is running.
 	var seen bytes.Buffer
 	buf := make([]byte, 4096)
 	for !strings.Contains(seen.String(), "started") {
 		n, err := resp.Body.Read(buf)
 		seen.Write(buf[:n])
 		if err != nil {
-			t.Fatalf("output ended before the step started: %v\n%s", err, seen.String())
+			resp.Body.Close()
+			s.t.Fatalf("output ended before the step started: %v\n%s", err, seen.String())
 		}
 	}
+	return b, resp, &seen
+}
+
+func TestCancelBuild(t *testing.T) {
+	s := newServer(t)
+	s.createApp("cancelled")
+	b, resp, seen := s.startSlow("cancelled")
+	defer resp.Body.Close()
 	var got buildResp
 	s.call("DELETE", "/apps/cancelled/builds/"+b.ID, "", nil, http.StatusOK, &got)
 	if got.Status != "failed" || got.Release != nil {
@@ -599,5 +608,22 @@ func TestCancelBuild(t *testing.T) {
 	s.call("DELETE", "/apps/cancelled/builds/"+b.ID, "", nil, http.StatusConflict, nil)
 	if n := len(s.releases("cancelled")); n != 2 {
 		t.Errorf("the cancelled build made %d releases", n-2)
+	}
+}
+
+// TestStopDuringBuild: a server stopping fails the builds it runs, with a
+// message saying so, and makes no release.
+func TestStopDuringBuild(t *testing.T) {
+	s := newServer(t)
+	s.createApp("stopped")
+	b, resp, seen := s.startSlow("stopped")
+	defer resp.Body.Close()
+	s.svc.Close()
+	rest, _ := io.ReadAll(resp.Body)
+	if out := seen.String() + string(rest); !strings.Contains(out, "Build failed: the server stopped during the build") {
+		t.Errorf("output:\n%s", out)
+	}
+	if got := s.build("stopped", b); got.Status != "failed" || got.Release != nil {
+		t.Errorf("build = %+v", got)
 	}
 }
