@@ -3,6 +3,7 @@ module github.com/skiffhq/skiff
 go 1.26.8
 
 require (
+	github.com/containerd/console v1.0.5
 	github.com/cyphar/filepath-securejoin v0.7.0
 	github.com/distribution/distribution/v3 v3.1.2
 	github.com/distribution/reference v0.6.0

@@ -229,7 +229,7 @@ func run(ctx context.Context, o options) (err error) {
 
 	srv, err := skiffserver.Start(ctx, skiffserver.Options{Binary: bin, Dir: tmp, DataDir: dataDir,
 		Args: []string{"--dynos=true", "--dyno-bridge", o.bridge, "--dyno-subnet", o.subnet,
-			"--rate-limit", "100000000", "--log-level", "info"},
+			"--rate-limit", "100000000", "--log-level", "info", "--rendezvous-addr", "127.0.0.1:0"},
 		// SIGKILL after 90 s: dynos get 30 s each to stop, in parallel.
 		StartTimeout: 60 * time.Second, StopTimeout: 90 * time.Second})
 	if err != nil {

@@ -57,7 +57,9 @@ type serverConfig struct {
 	certs certsConfig // the platform's certificate and ACME (certs.go)
 
 	registry registryConfig // the embedded container registry (registry.go)
-	build    buildConfig    // builds from source
+
+	rendezvous rendezvousConfig // heroku run (rendezvous.go)
+	build      buildConfig      // builds from source
 }
 
 func defaultDataDir() string {
@@ -105,6 +107,7 @@ func parseServerFlags(args []string) (*serverConfig, error) {
 	str(&c.metricsAddr, "metrics-addr", "SKIFF_METRICS_ADDR", "", "address of the metrics endpoint (GET /metrics, Prometheus text format); empty: none")
 	c.certs.register(str)
 	checkRegistry := registryFlags(fs, &c.registry)
+	c.rendezvous.flags(fs)
 	buildFlags(fs, &c.build)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: skiff server [flags]\n\nRuns the Skiff API with embedded defaults (SQLite under --data-dir).\n\nFlags:\n")
@@ -246,6 +249,14 @@ func runServer(args []string) error {
 	}
 	if dynos != nil {
 		apiCfg.Dynos = dynos
+		rdv, err := startRendezvous(ctx, &cfg.rendezvous, ca, log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		if rdv != nil {
+			apiCfg.Rendezvous = rdv
+		}
 	}
 	apiCfg.Logs = logs // Logplex.
 	var stopRegistry func()

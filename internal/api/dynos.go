@@ -2,11 +2,13 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
 
 	"github.com/skiffhq/skiff/internal/dyno"
+	"github.com/skiffhq/skiff/internal/rendezvous"
 )
 
 // Dynos is the dyno manager as the API sees it.
@@ -111,16 +113,22 @@ func (s *Server) restartDynos(w http.ResponseWriter, r *http.Request, c *call) e
 	return nil
 }
 
-// createDyno runs a one-off dyno: `heroku run:detached` (attach false).
-// Attached runs (`heroku run`) need the rendezvous service, which Skiff does
-// not have yet: they are refused with a clear error.
+// Rendezvous is where attached one-off dynos meet their clients.
+type Rendezvous interface {
+	Open() (*rendezvous.Session, error)
+}
+
+// createDyno runs a one-off dyno: detached (`heroku run:detached`), its
+// output into the app's log; or attached (`heroku run`), answered with the
+// attach_url its client connects to (the rendezvous service).
 func (s *Server) createDyno(w http.ResponseWriter, r *http.Request, c *call) error {
 	var body struct {
-		Command string            `json:"command"`
-		Attach  *bool             `json:"attach"`
-		Env     map[string]string `json:"env"`
-		Size    string            `json:"size"`
-		Type    string            `json:"type"`
+		Command    string                     `json:"command"`
+		Attach     *bool                      `json:"attach"`
+		Env        map[string]json.RawMessage `json:"env"`
+		Size       string                     `json:"size"`
+		Type       string                     `json:"type"`
+		ForceNoTTY *bool                      `json:"force_no_tty"`
 	}
 	if err := decode(r, &body); err != nil {
 		return err
@@ -128,23 +136,61 @@ func (s *Server) createDyno(w http.ResponseWriter, r *http.Request, c *call) err
 	if strings.TrimSpace(body.Command) == "" {
 		return invalidParams("command is required.")
 	}
+	env, err := envStrings(body.Env)
+	if err != nil {
+		return err
+	}
 	app, err := s.p.App(r.Context(), c.account, r.PathValue("app"))
 	if err != nil {
 		return err
 	}
-	if body.Attach != nil && *body.Attach {
-		return invalidParams("Attached one-off dynos (heroku run) are not available on this Skiff yet; use heroku run:detached and heroku logs.")
-	}
 	if s.cfg.Dynos == nil {
 		return invalidParams("This Skiff server runs no dynos.")
 	}
-	d, err := s.cfg.Dynos.RunOneOff(r.Context(), app.ID, dyno.OneOff{Command: body.Command, Env: body.Env, Size: body.Size, Type: body.Type})
+	o := dyno.OneOff{Command: body.Command, Env: env, Size: body.Size, Type: body.Type, NoTTY: body.ForceNoTTY != nil && *body.ForceNoTTY}
+	var sess *rendezvous.Session
+	if body.Attach != nil && *body.Attach {
+		if s.cfg.Rendezvous == nil {
+			return invalidParams("This Skiff server runs no rendezvous service, so one-off dynos cannot be attached; use heroku run:detached and heroku logs.")
+		}
+		if sess, err = s.cfg.Rendezvous.Open(); err != nil {
+			return err
+		}
+		o.Attach = sess.Wait
+	}
+	d, err := s.cfg.Dynos.RunOneOff(r.Context(), app.ID, o)
+	if err != nil && sess != nil {
+		sess.Close()
+	}
 	if errors.Is(err, dyno.ErrOneOff) {
 		return invalidParams(err.Error())
 	}
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, dynoToJSON(named{ID: app.ID, Name: app.Name}, d))
+	j := dynoToJSON(named{ID: app.ID, Name: app.Name}, d)
+	if sess != nil {
+		j.AttachURL = &sess.URL
+	}
+	writeJSON(w, http.StatusCreated, j)
 	return nil
+}
+
+// envStrings takes a one-off dyno's env, whose values are strings except
+// that the heroku CLI sends COLUMNS and LINES as JSON numbers.
+func envStrings(raw map[string]json.RawMessage) (map[string]string, error) {
+	env := make(map[string]string, len(raw))
+	for k, v := range raw {
+		var str string
+		if err := json.Unmarshal(v, &str); err == nil {
+			env[k] = str
+			continue
+		}
+		var n json.Number
+		if err := json.Unmarshal(v, &n); err != nil {
+			return nil, invalidParams("env." + k + " must be a string.")
+		}
+		env[k] = n.String()
+	}
+	return env, nil
 }

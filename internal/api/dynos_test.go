@@ -2,13 +2,18 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"regexp"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/skiffhq/skiff/internal/dyno"
+	"github.com/skiffhq/skiff/internal/rendezvous"
 )
 
 // fakeDynos stands in for the dyno manager: every app runs web.1, and
@@ -16,6 +21,7 @@ import (
 type fakeDynos struct {
 	mu       sync.Mutex
 	restarts []string
+	oneOff   dyno.OneOff // the last one run
 }
 
 func (f *fakeDynos) Dynos(appID string) []dyno.Info {
@@ -45,6 +51,9 @@ func (f *fakeDynos) Stop(appID, typ, name string) (int, error) {
 }
 
 func (f *fakeDynos) RunOneOff(ctx context.Context, appID string, o dyno.OneOff) (dyno.Info, error) {
+	f.mu.Lock()
+	f.oneOff = o
+	f.mu.Unlock()
 	if o.Size == "Huge" {
 		return dyno.Info{}, fmt.Errorf("%w: unknown dyno size %q", dyno.ErrOneOff, o.Size)
 	}
@@ -81,6 +90,47 @@ func TestOneOffDynos(t *testing.T) {
 	none := newEnv(t) // a server without dynos
 	none.createApp(none.admin.Token, "nodynos")
 	checkError(t, none.do("POST", "/apps/nodynos/dynos", none.admin.Token, map[string]any{"command": "x"}), 422, "invalid_params")
+}
+
+// TestAttachedOneOff: `heroku run` gets an attach_url of the rendezvous
+// service whose session is the dyno's; the env may carry numbers.
+func TestAttachedOneOff(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	rdv, err := rendezvous.New(rendezvous.Config{Listener: ln,
+		Certificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return nil, errors.New("unused") }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd := &fakeDynos{}
+	e := newEnv(t, func(o *envOpts) { o.cfg.Dynos, o.cfg.Rendezvous = fd, rdv })
+	e.createApp(e.admin.Token, "attached")
+	d := decodeAs[map[string]any](t, e.must(http.StatusCreated, "POST", "/apps/attached/dynos", e.admin.Token,
+		map[string]any{"command": "bash", "attach": true, "force_no_tty": true,
+			"env": map[string]any{"TERM": "xterm", "COLUMNS": 132, "LINES": 43}}))
+	url, _ := d["attach_url"].(string)
+	if !regexp.MustCompile(`^rendezvous://127\.0\.0\.1:\d+/[0-9a-f]{32}$`).MatchString(url) || d["name"] != "run.4242" {
+		t.Errorf("attached dyno = %v", d)
+	}
+	fd.mu.Lock()
+	o := fd.oneOff
+	fd.mu.Unlock()
+	if o.Attach == nil || !o.NoTTY || o.Env["COLUMNS"] != "132" || o.Env["LINES"] != "43" || o.Env["TERM"] != "xterm" {
+		t.Errorf("one-off = %+v", o)
+	}
+	// A one-off that cannot run gives up its session.
+	checkError(t, e.do("POST", "/apps/attached/dynos", e.admin.Token, map[string]any{"command": "x", "attach": true, "size": "Huge"}), 422, "invalid_params")
+	fd.mu.Lock()
+	wait := fd.oneOff.Attach
+	fd.mu.Unlock()
+	if _, err := wait(context.Background()); !errors.Is(err, rendezvous.ErrClosed) {
+		t.Errorf("session of a failed one-off: %v, want closed", err)
+	}
+	checkError(t, e.do("POST", "/apps/attached/dynos", e.admin.Token, map[string]any{"command": "x", "env": map[string]any{"A": true}}), 422, "invalid_params")
 }
 
 func TestDynoEndpoints(t *testing.T) {

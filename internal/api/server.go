@@ -39,6 +39,8 @@ type Config struct {
 	// (from the embedded registry into the image store) before the release
 	// is made; an image it cannot ready fails the update.
 	Images Images
+	// Rendezvous serves attached one-off dynos (heroku run); nil: none.
+	Rendezvous Rendezvous
 }
 
 // Images readies released images; see Config.Images.

@@ -113,6 +113,11 @@ func Main(args []string, in io.Reader, out, errw io.Writer) int {
 		return 1
 	}
 	if err := e.run(name, c, args[1:]); err != nil {
+		var xe *ExitError
+		if errors.As(err, &xe) { // the remote command's status (skiff run -x)
+			fmt.Fprintln(errw, " ▸    "+xe.Message)
+			return xe.Code
+		}
 		printError(errw, err)
 		var fe *flagError
 		if errors.As(err, &fe) {

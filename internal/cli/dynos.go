@@ -162,15 +162,9 @@ func init() {
 }
 
 func runDetached(e *Env, in *Input) error {
-	env := map[string]string{}
-	if s := in.String("env"); s != "" {
-		for _, kv := range strings.Split(s, ";") {
-			k, v, ok := strings.Cut(kv, "=")
-			if !ok || k == "" {
-				return fmt.Errorf("Invalid --env %q: expected KEY=value;KEY2=value2", s)
-			}
-			env[k] = v
-		}
+	env, err := parseEnvFlag(in.String("env"))
+	if err != nil {
+		return err
 	}
 	cmd := strings.Join(in.Args, " ")
 	body := map[string]any{"command": cmd, "attach": false, "env": env}
@@ -181,7 +175,7 @@ func runDetached(e *Env, in *Input) error {
 		body["type"] = t
 	}
 	var d dynoInfo
-	err := e.action(fmt.Sprintf("Running %s on %s", cmd, appLabel(in.App)), func() (string, error) {
+	err = e.action(fmt.Sprintf("Running %s on %s", cmd, appLabel(in.App)), func() (string, error) {
 		if err := e.Do(Request{Method: "POST", Path: "/apps/" + escape(in.App) + "/dynos", Body: body}, &d); err != nil {
 			return "", err
 		}

@@ -17,6 +17,7 @@ package dyno
 import (
 	"context"
 	"io"
+	"net"
 	"syscall"
 	"time"
 
@@ -57,20 +58,29 @@ type Exit struct {
 // Unit is everything one dyno runs with. A new release or size gives a new
 // Unit; the dyno is then restarted with it.
 type Unit struct {
-	AppID, App string
-	Name, Type string // "web.1", "web"
-	ReleaseID  string
-	Release    int
-	Image      string // OCI image id the release runs for this type
-	Command    string // the release's command for the type; "" runs the image's
-	Env        map[string]string
-	Size       platform.Size
-	Port       int       // $PORT of a web dyno; 0 for other types
-	Stdout     io.Writer // the process's output, line by line into the app's log
-	Stderr     io.Writer
+	AppID, App  string
+	Name, Type  string // "web.1", "web"
+	ReleaseID   string
+	Release     int
+	Image       string // OCI image id the release runs for this type
+	Command     string // the release's command for the type; "" runs the image's
+	Env         map[string]string
+	Size        platform.Size
+	Port        int           // $PORT of a web dyno; 0 for other types
+	BootTimeout time.Duration // a web dyno not accepting on $PORT by then gets R10
+	Stdout      io.Writer     // the process's output, line by line into the app's log
+	Stderr      io.Writer
 	// RuntimeMetrics (the log-runtime-metrics feature, read when the dyno
 	// starts) logs its load and memory every MemoryCheck (20 s).
 	RuntimeMetrics bool
+
+	// An attached one-off dyno (heroku run) reads Stdin and writes Stdout
+	// on a pseudo-terminal of Cols×Rows cells (unless Terminal is false)
+	// whose other end is its client: see attach.go.
+	Stdin      io.Reader
+	Terminal   bool
+	Cols, Rows uint16
+	attach     func(context.Context) (net.Conn, error) // waits for the client
 }
 
 // Logs receives the lines the dyno manager and dynos write into an app's

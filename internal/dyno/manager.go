@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"sort"
 	"strconv"
@@ -34,13 +35,16 @@ type Config struct {
 	Log    *slog.Logger
 
 	Port          int             // $PORT given to web dynos (default 5000)
-	BootTimeout   time.Duration   // R10 after this (default 60 s)
+	BootTimeout   time.Duration   // R10 after this (default 60 s), unless the app sets platform.BootTimeoutVar
+	Second        time.Duration   // how long a second of platform.BootTimeoutVar lasts (default 1 s; tests shorten it)
 	StopTimeout   time.Duration   // SIGKILL and R12 after this (default 30 s)
 	Backoff       []time.Duration // delay before restart after the 1st, 2nd, … consecutive crash
 	StableAfter   time.Duration   // a process that ran this long had a good start (default 10 min)
 	ProbeInterval time.Duration   // how often a starting web dyno's port is tried (default 20 ms)
 	Resync        time.Duration   // full reconcile interval (default 30 s)
 	MemoryCheck   time.Duration   // how often an up dyno's memory is compared with its quota (default 20 s)
+	Hangup        time.Duration   // an attached dyno whose client left is stopped this long after its SIGHUP (default 5 s)
+	AttachIdle    time.Duration   // an attached dyno's connection with no byte either way for this long is closed (default 1 h)
 	Cycle         time.Duration   // a dyno is restarted ("Cycling") after running this long (default 24 h)…
 	CycleJitter   time.Duration   // …plus a random part of this (default 216 min), so an app's dynos don't cycle together
 	Now           func() time.Time
@@ -72,6 +76,9 @@ func New(cfg Config) *Manager {
 	if cfg.BootTimeout == 0 {
 		cfg.BootTimeout = 60 * time.Second
 	}
+	if cfg.Second == 0 {
+		cfg.Second = time.Second
+	}
 	if cfg.StopTimeout == 0 {
 		cfg.StopTimeout = 30 * time.Second
 	}
@@ -92,6 +99,12 @@ func New(cfg Config) *Manager {
 	}
 	if cfg.CycleJitter == 0 {
 		cfg.CycleJitter = 216 * time.Minute
+	}
+	if cfg.AttachIdle == 0 {
+		cfg.AttachIdle = time.Hour
+	}
+	if cfg.Hangup == 0 {
+		cfg.Hangup = 5 * time.Second
 	}
 	if cfg.MemoryCheck == 0 {
 		cfg.MemoryCheck = 20 * time.Second
@@ -194,6 +207,10 @@ func (m *Manager) units(s *platform.AppState) map[string]*Unit {
 				RuntimeMetrics: s.RuntimeMetrics}
 			if f.Type == "web" {
 				u.Port = m.cfg.Port
+				u.BootTimeout = m.cfg.BootTimeout
+				if n := platform.BootTimeout(env); n > 0 {
+					u.BootTimeout = time.Duration(n) * m.cfg.Second
+				}
 				env["PORT"] = strconv.Itoa(u.Port)
 			}
 			out[name] = u
@@ -385,6 +402,12 @@ type OneOff struct {
 	Env     map[string]string // on top of the config vars
 	Size    string            // default: the release's web size, else Standard-1X
 	Type    string            // whose image to run (default "web", else any)
+	// Attach, when set, makes it an attached dyno (heroku run): its
+	// process starts once Attach has returned the client's connection,
+	// which is then its terminal, and it is stopped when the client
+	// leaves. An error (nobody came in time) ends the dyno with R13.
+	Attach func(context.Context) (net.Conn, error)
+	NoTTY  bool // attached without a terminal: plain pipes (heroku run --no-tty)
 }
 
 // RunOneOff starts a one-off dyno (run.N) on the app's current release. It
@@ -428,6 +451,10 @@ func (m *Manager) RunOneOff(ctx context.Context, appID string, o OneOff) (Info, 
 	}
 	u := &Unit{AppID: appID, App: s.App.Name, Type: "run", ReleaseID: s.Release.ID, Release: s.Release.Version,
 		Image: proc.Image, Command: o.Command, Env: env, Size: size}
+	if o.Attach != nil {
+		u.attach, u.Terminal = o.Attach, !o.NoTTY
+		u.Cols, u.Rows = terminalSize(env)
+	}
 	return m.addOneOffLocked(u).snapshot(), nil
 }
 

@@ -3,6 +3,7 @@ package dyno
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -77,6 +78,9 @@ func (r *fakeRunner) Start(ctx context.Context, u *Unit) (Process, error) {
 		}()
 	}
 	fmt.Fprintf(u.Stdout, "hello from %s\n", u.Name)
+	if u.Stdin != nil { // an attached dyno's input is read, as the runtime does
+		go io.Copy(io.Discard, u.Stdin)
+	}
 	go func() {
 		if u.Type == "release" { // the release phase: exit with $RELEASE_EXIT
 			code, _ := strconv.Atoi(u.Env["RELEASE_EXIT"])
@@ -312,13 +316,13 @@ func TestCrashRestartsThenBacksOff(t *testing.T) {
 	// First crash: immediate restart; second: a one-hour cool-off.
 	e.eventually("two starts, then crashed", func() bool {
 		d := e.m.Dynos(app.ID)
-		return len(d) == 1 && d[0].State == StateCrashed && e.logs.count("State changed from up to crashed") == 2
+		return len(d) == 1 && d[0].State == StateCrashed && e.logs.count("heroku[worker.1]: State changed from up to crashed") == 2
 	})
 	time.Sleep(50 * time.Millisecond)
 	if n := e.runner.startsOf("worker.1"); n != 2 {
 		t.Errorf("worker.1 started %d times during its cool-off, want 2", n)
 	}
-	if e.logs.count("heroku[worker.1]: Process exited with status 1") != 2 || e.logs.count("State changed from up to crashed") != 2 {
+	if e.logs.count("heroku[worker.1]: Process exited with status 1") != 2 || e.logs.count("heroku[worker.1]: State changed from up to crashed") != 2 {
 		t.Errorf("missing crash lines")
 	}
 	// A restart resets the cool-off.

@@ -1,6 +1,7 @@
 package dyno
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -66,14 +67,19 @@ func (r *ContainerRunner) Start(ctx context.Context, u *Unit) (Process, error) {
 		Hostname: u.Name, UID: uid, GID: gid,
 		MemoryLimit: memory, PidsLimit: pids,
 		CPUShares: uint64(u.Size.CPUShare * 1024), NetnsPath: ep.NetnsPath, Stdout: u.Stdout, Stderr: u.Stderr,
-		Init: r.Init,
+		Init: r.Init, Stdin: u.Stdin,
+	}
+	if u.Terminal {
+		spec.Terminal = &runtime.Winsize{Cols: u.Cols, Rows: u.Rows}
 	}
 	c, err := r.Runtime.Start(ctx, spec)
 	if err != nil {
 		r.Net.Detach(id)
 		return nil, err
 	}
-	p := &container{c: c, net: r.Net, id: id, cmd: strings.Join(args, " ")}
+	// The command as given (a one-off's, a Procfile's), as Heroku shows it;
+	// else the image's.
+	p := &container{c: c, net: r.Net, id: id, cmd: cmp.Or(strings.TrimSpace(u.Command), strings.Join(args, " "))}
 	if u.Port > 0 {
 		p.addr = ep.Addr.String() + ":" + strconv.Itoa(u.Port)
 	}
@@ -97,11 +103,22 @@ func command(cfg image.Config, cmd string) []string {
 	if cmd == "" {
 		return append(slices.Clone(cfg.Entrypoint), cfg.Cmd...)
 	}
+	if base, ok := strings.CutSuffix(cmd, exitStatusEcho); ok {
+		// `heroku run -x CMD`: the status line must come even when CMD
+		// ends the shell (exit 3) or a Ctrl-C kills it, so CMD runs in a
+		// subshell, and the outer shell survives SIGINT (a subshell
+		// resets the handler: CMD gets SIGINT as usual).
+		return []string{"/bin/sh", "-c", "trap : INT; (\n" + base + "\n)" + exitStatusEcho}
+	}
 	if strings.ContainsAny(cmd, "$|&;<>()`'\"\\*?[]~#=%!{}\n\t") {
 		return []string{"/bin/sh", "-c", cmd}
 	}
 	return strings.Fields(cmd)
 }
+
+// exitStatusEcho is what `heroku run -x` (and `skiff run -x`) append to
+// a command, to learn its exit status from the line it prints.
+const exitStatusEcho = ` ; echo "` + "\uFFFF" + ` heroku-command-exit-status: $?"`
 
 // environ merges the image's environment with the dyno's (config vars,
 // PORT, DYNO), the dyno's winning, in a stable order.

@@ -228,6 +228,7 @@ func TestCommand(t *testing.T) {
 		{"echo 'a b'", []string{"/bin/sh", "-c", "echo 'a b'"}},
 		{"a && b", []string{"/bin/sh", "-c", "a && b"}},
 		{"FOO=1 app", []string{"/bin/sh", "-c", "FOO=1 app"}},
+		{"exit 3" + exitStatusEcho, []string{"/bin/sh", "-c", "trap : INT; (\nexit 3\n)" + exitStatusEcho}},
 	} {
 		if got := command(img, tc.cmd); strings.Join(got, "\x00") != strings.Join(tc.want, "\x00") {
 			t.Errorf("command(%q) = %q, want %q", tc.cmd, got, tc.want)

@@ -1,6 +1,7 @@
 package dyno
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -46,7 +47,7 @@ func newSupervisor(m *Manager, u *Unit) *supervisor {
 		updates: make(chan *Unit, 1), restart: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{}), settled: make(chan struct{}),
 		info: Info{ID: uuid.NewString(), AppID: u.AppID, Name: u.Name, Type: u.Type, Size: u.Size.Name,
-			State: StateDown, ReleaseID: u.ReleaseID, Release: u.Release, CreatedAt: now, UpdatedAt: now},
+			State: StateDown, Command: u.Command, ReleaseID: u.ReleaseID, Release: u.Release, CreatedAt: now, UpdatedAt: now},
 	}
 }
 
@@ -184,6 +185,15 @@ func (s *supervisor) runOnce(ctx context.Context) outcome {
 	}
 	u := s.current()
 	s.setState(StateStarting)
+	var client *attachment // an attached one-off's (attach.go)
+	if u.attach != nil {
+		var out outcome
+		if client, out = s.attachClient(ctx, u); client == nil {
+			return out
+		}
+		defer client.Close() // once the process has exited and its output is written
+		u = client.unit(u)
+	}
 	p, err := s.m.cfg.Runner.Start(ctx, u)
 	if err != nil {
 		s.log("Error R99 (Platform error) -> Failed to start the process: %v", err)
@@ -209,7 +219,8 @@ func (s *supervisor) runOnce(ctx context.Context) outcome {
 	} else {
 		go s.probe(probeCtx, p.Addr(), up)
 	}
-	boot := time.NewTimer(s.m.cfg.BootTimeout)
+	bootTimeout := cmp.Or(u.BootTimeout, s.m.cfg.BootTimeout)
+	boot := time.NewTimer(bootTimeout)
 	defer boot.Stop()
 	memCheck := time.NewTicker(s.m.cfg.MemoryCheck)
 	defer memCheck.Stop()
@@ -221,6 +232,7 @@ func (s *supervisor) runOnce(ctx context.Context) outcome {
 	}
 	cycle := time.NewTimer(lifetime)
 	defer cycle.Stop()
+	left, hangup := client.left(), (<-chan time.Time)(nil)
 
 	for {
 		var upCh <-chan struct{}
@@ -236,12 +248,21 @@ func (s *supervisor) runOnce(ctx context.Context) outcome {
 			s.mu.Unlock()
 			s.setState(StateUp)
 		case <-bootCh:
-			s.log("Error R10 (Boot timeout) -> Web process failed to bind to $PORT within %s of launch", humanDuration(s.m.cfg.BootTimeout))
+			s.log("Error R10 (Boot timeout) -> Web process failed to bind to $PORT within %s of launch", humanDuration(bootTimeout))
 			s.log("Stopping process with SIGKILL")
 			p.Signal(syscall.SIGKILL)
 			s.exitLine(<-exited)
 			s.setState(StateCrashed)
 			return crashed
+		case <-left:
+			left = nil
+			s.log("Client connection closed. Sending SIGHUP to all processes")
+			p.Signal(syscall.SIGHUP)
+			hangup = time.After(s.m.cfg.Hangup)
+		case <-hangup:
+			s.log("Error R16 (Detached) -> An attached process is not responding to SIGHUP after its external connection was closed.")
+			s.terminate(p, exited)
+			return stopped
 		case <-cycle.C:
 			if !s.oneOff {
 				s.log("Cycling")
@@ -362,6 +383,9 @@ func (s *supervisor) probe(ctx context.Context, addr string, up chan<- struct{})
 
 // humanDuration words a duration as Heroku's messages do: "60 seconds".
 func humanDuration(d time.Duration) string {
+	if d == time.Second {
+		return "1 second"
+	}
 	if d >= time.Second && d%time.Second == 0 {
 		return fmt.Sprintf("%d seconds", int(d/time.Second))
 	}

@@ -15,6 +15,8 @@ import (
 	"os/exec"
 	"os/signal"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // forwarded are the signals passed on to the dyno's processes.
@@ -33,6 +35,13 @@ func Run(args []string) int {
 
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if isTerminal(0) {
+		// An attached dyno (`heroku run`): the app gets its own process
+		// group in the terminal's foreground, so that a Ctrl-C typed on
+		// the terminal reaches it once, not once directly and once more
+		// through this init.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Foreground: true, Ctty: 0}
+	}
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(os.Stderr, "skiff init: %v\n", err)
 		if os.IsNotExist(err) || isNotFound(err) {
@@ -75,6 +84,11 @@ func reap(app int) (int, bool) {
 		}
 		return ws.ExitStatus(), true
 	}
+}
+
+func isTerminal(fd int) bool {
+	_, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	return err == nil
 }
 
 func isNotFound(err error) bool {

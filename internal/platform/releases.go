@@ -141,6 +141,9 @@ func (p *Platform) UpdateConfig(ctx context.Context, actor *Account, ident strin
 		if !configKey.MatchString(c.Key) {
 			return nil, nil, errorf(KindInvalid, "Invalid config var name %q: names may contain only letters, digits and underscores.", c.Key)
 		}
+		if err := checkConfigValue(c); err != nil {
+			return nil, nil, err
+		}
 	}
 	var cfg map[string]string
 	var rel *Release

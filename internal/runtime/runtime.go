@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/containerd/console"
 	"golang.org/x/sys/unix"
 )
 
@@ -143,6 +144,11 @@ type Spec struct {
 	// Stdout and Stderr receive the process's output; nil discards it. If
 	// both are the same writer, writes to it are serialised.
 	Stdout, Stderr io.Writer
+	// Terminal, when set, runs the process on a pseudo-terminal of this
+	// size, as `heroku run` does: Stdin is typed into it, and Stdout gets
+	// everything the process writes to it (stdout and stderr are then one
+	// stream; Stderr gets only runc's own messages). See terminal.go.
+	Terminal *Winsize
 	// Upper, when set, is the overlay's writable upper directory instead of
 	// one inside the container's directory: an empty directory the caller
 	// owns, on the same filesystem as Config.Dir. It is left in place when
@@ -183,7 +189,8 @@ type Container struct {
 	dir   string
 	pid   int
 	cmd   *exec.Cmd
-	stdin *os.File // write end of the container's stdin, if any
+	stdin *os.File        // write end of the container's stdin, if any
+	tty   console.Console // host side of the terminal runc reads input from, if any
 	done  chan struct{}
 	exit  Exit
 }
@@ -300,7 +307,14 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (c *Container, err error) {
 		s.ID)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = out, gate
-	if s.Stdin != nil {
+	if s.Terminal != nil {
+		slave, err := c.openTerminal(s.Terminal)
+		if err != nil {
+			return c, err
+		}
+		defer slave.Close() // runc has its copy once started
+		cmd.Stdin = slave
+	} else if s.Stdin != nil {
 		// Our own pipe rather than exec's copying goroutine, which Wait
 		// would wait for even while it is blocked reading s.Stdin.
 		pr, pw, err := os.Pipe()
@@ -319,6 +333,9 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (c *Container, err error) {
 		return c, fmt.Errorf("runtime: starting %s: %w", r.runc, err)
 	}
 	c.cmd = cmd
+	if c.tty != nil && s.Stdin != nil {
+		go c.copyInput(s.Stdin)
+	}
 	if c.stdin != nil {
 		go func() {
 			_, _ = io.Copy(c.stdin, s.Stdin)
@@ -434,6 +451,9 @@ func (c *Container) supervise(exited chan error) {
 func (c *Container) cleanup() error {
 	if c.stdin != nil {
 		c.stdin.Close()
+	}
+	if c.tty != nil {
+		c.tty.Close()
 	}
 	var errs []error
 	if c.cmd != nil {

@@ -966,3 +966,53 @@ func TestInitForwardsSignals(t *testing.T) {
 		t.Errorf("exit %+v, want status 143", e)
 	}
 }
+
+// TestTerminal runs a process on a pseudo-terminal, as `heroku run` does:
+// it sees a terminal of the size asked for, its input is echoed by the
+// terminal, stdout and stderr are one stream, and Ctrl-D (0x04) ends its
+// input without closing anything.
+func TestTerminal(t *testing.T) {
+	t.Parallel()
+	r := newRuntime(t)
+	var out, runcErr syncBuffer
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	s := baseSpec(t, "tty")
+	s.Terminal = &Winsize{Cols: 132, Rows: 43}
+	s.Stdin, s.Stdout, s.Stderr = pr, &out, &runcErr
+	c := start(t, r, s)
+	out.waitFor(t, c, "terminal 132x43\n")
+	if _, err := io.WriteString(pw, "hello tty\n"); err != nil {
+		t.Fatal(err)
+	}
+	out.waitFor(t, c, "HELLO TTY\n")
+	if _, err := io.WriteString(pw, "\x04"); err != nil {
+		t.Fatal(err)
+	}
+	if e := c.Wait(); e.Code != 3 || e.Err != nil {
+		t.Errorf("exit %+v, want status 3", e)
+	}
+	// The terminal echoes the input line before the process answers it.
+	want := "terminal 132x43\nhello tty\nHELLO TTY\neof\n"
+	if got := strings.ReplaceAll(out.String(), "\r\n", "\n"); got != want {
+		t.Errorf("terminal output %q, want %q", got, want)
+	}
+	if runcErr.String() != "" {
+		t.Errorf("stderr %q, want nothing", runcErr.String())
+	}
+}
+
+// TestTerminalOutputComplete: output on a terminal is all delivered, up to
+// its last line, even when the process exits right after writing it.
+func TestTerminalOutputComplete(t *testing.T) {
+	t.Parallel()
+	r := newRuntime(t)
+	const n = 5000
+	s := baseSpec(t, "flood", strconv.Itoa(n))
+	s.Terminal = &Winsize{Cols: 80, Rows: 24}
+	e, out, _ := run(t, r, s)
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if e.Code != 0 || len(lines) != n || !strings.HasPrefix(lines[n-1], fmt.Sprintf("line %06d ", n)) {
+		t.Errorf("exit %+v; %d lines, last %q; want %d", e, len(lines), lines[len(lines)-1], n)
+	}
+}

@@ -96,6 +96,10 @@ func (r *Runtime) ociSpec(s *Spec) *specs.Spec {
 			Seccomp: seccompProfile(),
 		},
 	}
+	if s.Terminal != nil {
+		spec.Process.Terminal = true
+		spec.Process.ConsoleSize = &specs.Box{Height: uint(s.Terminal.Rows), Width: uint(s.Terminal.Cols)}
+	}
 	if s.Init != "" {
 		// The init is bind-mounted read-only and runs the command as its
 		// child: see Spec.Init.

@@ -5,11 +5,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 
+	"github.com/skiffhq/skiff/internal/image"
 	"github.com/skiffhq/skiff/internal/image/imagetest"
 )
 
@@ -76,5 +78,37 @@ func TestBuildGoLayout(t *testing.T) {
 	}
 	if ls, _ := img.Layers(); len(ls) != 1 {
 		t.Errorf("%d layers, want 1", len(ls))
+	}
+}
+
+// TestBusybox imports the busybox image and finds a shell and its applets
+// linked to the static busybox binary, and the non-root user's home.
+func TestBusybox(t *testing.T) {
+	s, err := image.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := imagetest.Import(t, s, imagetest.Busybox(t, imagetest.WithUser("app")))
+	img, err := s.Image(ref.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(img.Layers) != 1 || img.Config.User != "app" || len(img.Config.Cmd) != 1 || img.Config.Cmd[0] != "/bin/sh" {
+		t.Fatalf("image %+v", img)
+	}
+	root := img.Layers[0]
+	for _, applet := range []string{"bin/sh", "bin/cat", "bin/sleep", "usr/bin/env"} {
+		if target, err := os.Readlink(filepath.Join(root, applet)); err != nil || target != "/bin/busybox" {
+			t.Errorf("%s -> %q, %v; want a link to /bin/busybox", applet, target, err)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(root, "tmp")); err != nil || fi.Mode()&os.ModeSticky == 0 {
+		t.Errorf("/tmp: %v, %v; want sticky", fi.Mode(), err)
+	}
+	if fi, err := os.Stat(filepath.Join(root, "home/app")); err != nil || fi.Sys().(*syscall.Stat_t).Uid != imagetest.AppUID {
+		t.Errorf("/home/app: %v; want owned by the app user", err)
+	}
+	if out, err := exec.Command(filepath.Join(root, "bin/busybox"), "sh", "-c", "echo $((6*7))").Output(); err != nil || string(out) != "42\n" {
+		t.Errorf("busybox sh: %q, %v", out, err)
 	}
 }

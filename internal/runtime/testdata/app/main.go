@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -53,6 +55,30 @@ func main() {
 		os.Stdout.Write(b)
 	case "stdin": // app stdin: copy stdin to stdout
 		io.Copy(os.Stdout, os.Stdin)
+	case "flood": // app flood N: print N numbered lines, then exit at once
+		n, _ := strconv.Atoi(os.Args[2])
+		for i := 1; i <= n; i++ {
+			fmt.Printf("line %06d of a flood of output that fills the terminal's buffers\n", i)
+		}
+	case "tty": // app tty: describe stdin's terminal, then upper-case each input line until EOF; exit 3
+		ws, err := unix.IoctlGetWinsize(0, unix.TIOCGWINSZ)
+		if err != nil {
+			fmt.Println("no terminal:", err)
+			os.Exit(1)
+		}
+		fmt.Fprintf(os.Stderr, "terminal %dx%d\n", ws.Col, ws.Row)
+		b := make([]byte, 4096)
+		for {
+			n, err := os.Stdin.Read(b)
+			if n > 0 {
+				fmt.Print(strings.ToUpper(string(b[:n])))
+			}
+			if err != nil || n == 0 {
+				break
+			}
+		}
+		fmt.Println("eof")
+		os.Exit(3)
 	case "alloc": // app alloc MB: allocate and touch MB megabytes
 		mb, _ := strconv.Atoi(os.Args[2])
 		var keep [][]byte
