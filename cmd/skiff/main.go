@@ -16,6 +16,9 @@ func main() {
 	if len(os.Args) > 2 && os.Args[1] == runtime.InitArg && os.Args[2] == "--" {
 		os.Exit(pid1.Run(os.Args[3:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "git-hook" { // builds: git's pre-receive hook
+		os.Exit(runGitHook())
+	}
 	if len(os.Args) > 1 && os.Args[1] == "server" {
 		if err := runServer(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "skiff server:", err)

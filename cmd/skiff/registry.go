@@ -194,6 +194,15 @@ func (r *releaser) Prepare(ctx context.Context, actor *platform.Account, ident s
 	return nil
 }
 
+// Hold keeps the image id through garbage collections for the grace
+// period, as if readied for a release: builds call it for the images they
+// make before their release is recorded.
+func (r *releaser) Hold(id string) {
+	r.mu.Lock()
+	r.prepared[id] = time.Now()
+	r.mu.Unlock()
+}
+
 func (r *releaser) prepare(ctx context.Context, app string, u platform.ImageUpdate) error {
 	if _, err := r.images.Resolve(u.Image); err != nil {
 		_, err := r.reg.Import(ctx, r.images, app, u.Type, u.Image)

@@ -21,12 +21,13 @@ import (
 	"time"
 
 	"github.com/skiffhq/skiff/internal/api"
+	"github.com/skiffhq/skiff/internal/build"
 	"github.com/skiffhq/skiff/internal/cli"
 	"github.com/skiffhq/skiff/internal/dyno"
 	"github.com/skiffhq/skiff/internal/image"
 	"github.com/skiffhq/skiff/internal/logplex"
-	"github.com/skiffhq/skiff/internal/network"
 	"github.com/skiffhq/skiff/internal/metrics"
+	"github.com/skiffhq/skiff/internal/network"
 	"github.com/skiffhq/skiff/internal/pki"
 	"github.com/skiffhq/skiff/internal/platform"
 	"github.com/skiffhq/skiff/internal/runtime"
@@ -60,7 +61,8 @@ type serverConfig struct {
 
 	rendezvous rendezvousConfig // heroku run (rendezvous.go)
 
-	routerHTTP, routerHTTPS string // Router: listen addresses ("off": none)
+	routerHTTP, routerHTTPS string      // Router: listen addresses ("off": none)
+	build                   buildConfig // builds from source
 }
 
 func defaultDataDir() string {
@@ -111,6 +113,7 @@ func parseServerFlags(args []string) (*serverConfig, error) {
 	c.rendezvous.flags(fs)
 	str(&c.routerHTTP, "router-http-addr", "SKIFF_ROUTER_HTTP_ADDR", "127.0.0.1:8080", "address the router serves apps on over HTTP (off: none)")
 	str(&c.routerHTTPS, "router-https-addr", "SKIFF_ROUTER_HTTPS_ADDR", "127.0.0.1:8443", "address the router serves apps on over HTTPS (off: none)")
+	buildFlags(fs, &c.build)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: skiff server [flags]\n\nRuns the Skiff API with embedded defaults (SQLite under --data-dir).\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -220,6 +223,7 @@ func runServer(args []string) error {
 	}
 	var dynos *dyno.Manager
 	var stopDynos func()
+	var builds *build.Service
 	if cfg.dynos {
 		dynos, stopDynos, err = startDynos(ctx, cfg, p, bus, logs, images, log)
 		if err != nil {
@@ -227,6 +231,12 @@ func runServer(args []string) error {
 			return err
 		}
 		defer stopDynos()
+		var stopBuilds func()
+		if builds, stopBuilds, err = startBuilds(ctx, cfg, p, images, apiURL, log); err != nil {
+			ln.Close()
+			return err
+		}
+		defer stopBuilds()
 	}
 
 	// Router.
@@ -277,15 +287,28 @@ func runServer(args []string) error {
 		return err
 	}
 	defer stopRegistry()
+	if builds != nil {
+		apiCfg.Builds = builds
+		holdBuiltImages(builds, apiCfg.Images)
+	}
 	handler := api.New(p, apiCfg)
 
 	fmt.Printf("API URL: %s\n", apiURL)
+	gitURL, stopGit, err := serveGitTLS(cfg, ca, builds, log) // builds: git over HTTPS
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopGit()
+	if gitURL != "" {
+		fmt.Printf("Git URL: %s\n", gitURL)
+	}
 	if err := firstStart(ctx, p, cfg, apiURL); err != nil {
 		ln.Close()
 		return err
 	}
 
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+	srv := &http.Server{Handler: withGit(handler, builds), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -77,6 +77,18 @@ func (s *Server) routes() {
 	s.handle("POST /apps/{app}/acm", s.enableACM)
 	s.handle("PATCH /apps/{app}/acm", s.refreshACM)
 	s.handle("DELETE /apps/{app}/acm", s.disableACM)
+	// Builds from source; source uploads and build output are
+	// authenticated by the secret in their URLs.
+	s.handle("POST /apps/{app}/builds", s.createBuild)
+	s.handle("GET /apps/{app}/builds", s.listBuilds)
+	s.handle("GET /apps/{app}/builds/{build}", s.getBuild)
+	s.handle("DELETE /apps/{app}/builds/{build}", s.cancelBuild)
+	s.handle("DELETE /apps/{app}/build-cache", s.deleteBuildCache)
+	s.handle("POST /apps/{app}/sources", s.createSource)
+	s.handle("PUT /stacks/{stack}/rootfs", s.importStack)
+	s.mux.HandleFunc("PUT /build-sources/{key}", s.buildSource)
+	s.mux.HandleFunc("GET /build-sources/{key}", s.buildSource)
+	s.mux.HandleFunc("GET /build-output/{key}", s.buildOutput)
 
 	// Platform catalogue.
 	s.handle("GET /regions", s.listRegions)

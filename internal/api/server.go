@@ -33,6 +33,8 @@ type Config struct {
 	Now    func() time.Time
 	// Logs is the log pipeline (log sessions); nil when this server has none.
 	Logs LogSessions
+	// Builds is the build service; nil when this server builds nothing.
+	Builds Builds
 	// Images, when set, readies the images a formation update releases
 	// (from the embedded registry into the image store) before the release
 	// is made; an image it cannot ready fails the update.

@@ -1,15 +1,12 @@
 package dyno
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -149,65 +146,11 @@ func environ(imageEnv []string, env map[string]string) []string {
 // "uid:gid") against the image's /etc/passwd and /etc/group. Root, or a
 // name that cannot be resolved, becomes UnprivilegedUID.
 func lookupUser(layersBottomFirst []string, user string) (uint32, uint32) {
-	name, group, _ := strings.Cut(user, ":")
-	uid, gid := -1, -1
-	if n, err := strconv.Atoi(name); err == nil {
-		uid = n
-	} else if name != "" {
-		if f := idFile(layersBottomFirst, "etc/passwd", name); f != nil {
-			uid, gid = f[0], f[1]
-		}
-	}
-	if group != "" {
-		if n, err := strconv.Atoi(group); err == nil {
-			gid = n
-		} else if f := idFile(layersBottomFirst, "etc/group", group); f != nil {
-			gid = f[0]
-		}
-	}
-	if uid <= 0 {
+	uid, gid, err := image.LookupUser(layersBottomFirst, user)
+	if err != nil || uid <= 0 {
 		return UnprivilegedUID, UnprivilegedUID
 	}
-	if gid < 0 {
-		gid = uid
-	}
 	return uint32(uid), uint32(gid)
-}
-
-// idFile finds name in the topmost layer's copy of an /etc/passwd-style
-// file and returns its numeric fields (uid, gid for passwd; gid for group).
-func idFile(layersBottomFirst []string, rel, name string) []int {
-	for i := len(layersBottomFirst) - 1; i >= 0; i-- {
-		f, err := os.Open(filepath.Join(layersBottomFirst[i], rel))
-		if err != nil {
-			continue
-		}
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			fields := strings.Split(sc.Text(), ":")
-			if len(fields) < 3 || fields[0] != name {
-				continue
-			}
-			var out []int
-			for _, s := range fields[2:min(4, len(fields))] {
-				n, err := strconv.Atoi(s)
-				if err != nil {
-					return nil
-				}
-				out = append(out, n)
-			}
-			if rel == "etc/group" {
-				return out[:1]
-			}
-			if len(out) == 2 {
-				return out
-			}
-			return nil
-		}
-		return nil
-	}
-	return nil
 }
 
 // containerID names a dyno's container and netns: the dyno name and a

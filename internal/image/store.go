@@ -242,14 +242,11 @@ func (s *Store) Resolve(id string) (ImageRef, error) {
 // unpacked, unpacking those not yet in the layer cache. An unknown id gets
 // an error wrapping ErrNotFound.
 func (s *Store) Image(id string) (*Image, error) {
-	ref, err := s.Resolve(id)
+	p, err := s.ImageParts(id)
 	if err != nil {
 		return nil, err
 	}
-	m, cfg, err := s.readImage(ref)
-	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", id, err)
-	}
+	ref, m, cfg := p.Ref, p.Manifest, p.Config
 	im := &Image{
 		ImageRef: ref,
 		Config: Config{

@@ -51,7 +51,12 @@ func (p *Platform) ReleasedImages(ctx context.Context, keep int, running func(ap
 				}
 			}
 		}
-		return nil
+		// Builds: the imported stacks are the base images of every build.
+		stacks, err := tx.Stacks()
+		for _, st := range stacks {
+			out[st.Image] = true
+		}
+		return err
 	})
 	return out, err
 }

@@ -16,9 +16,15 @@ import (
 
 // prepareRootfs creates upper, work and rootfs under dir and mounts the
 // overlay of lowers (bottom first) plus the writable upper on dir/rootfs.
-func (r *Runtime) prepareRootfs(dir string, lowers []string) error {
-	upper, work, rootfs := filepath.Join(dir, "upper"), filepath.Join(dir, "work"), filepath.Join(dir, "rootfs")
-	for _, d := range []string{upper, work, rootfs} {
+// A given upper (Spec.Upper) is used instead of dir/upper.
+func (r *Runtime) prepareRootfs(dir string, lowers []string, upper string) error {
+	work, rootfs := filepath.Join(dir, "work"), filepath.Join(dir, "rootfs")
+	dirs := []string{work, rootfs}
+	if upper == "" {
+		upper = filepath.Join(dir, "upper")
+		dirs = append(dirs, upper)
+	}
+	for _, d := range dirs {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			return fmt.Errorf("runtime: %w", err)
 		}

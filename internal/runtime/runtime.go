@@ -149,6 +149,12 @@ type Spec struct {
 	// everything the process writes to it (stdout and stderr are then one
 	// stream; Stderr gets only runc's own messages). See terminal.go.
 	Terminal *Winsize
+	// Upper, when set, is the overlay's writable upper directory instead of
+	// one inside the container's directory: an empty directory the caller
+	// owns, on the same filesystem as Config.Dir. It is left in place when
+	// the container is removed, holding what the container changed in
+	// overlay form (whiteouts, opaque directories): a build step's layer.
+	Upper string
 }
 
 // Where and how a Spec.Init runs inside the container.
@@ -224,6 +230,14 @@ func (s *Spec) check() error {
 	if s.MemoryLimit < 0 || s.PidsLimit < 0 {
 		return errors.New("runtime: negative limit")
 	}
+	if s.Upper != "" {
+		if !filepath.IsAbs(s.Upper) {
+			return fmt.Errorf("runtime: Upper %q is not absolute", s.Upper)
+		}
+		if fi, err := os.Stat(s.Upper); err != nil || !fi.IsDir() {
+			return fmt.Errorf("runtime: Upper %q is not a directory", s.Upper)
+		}
+	}
 	if s.NetnsPath != "" && !filepath.IsAbs(s.NetnsPath) {
 		return fmt.Errorf("runtime: NetnsPath %q is not absolute", s.NetnsPath)
 	}
@@ -259,7 +273,7 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (c *Container, err error) {
 			c = nil
 		}
 	}()
-	if err := r.prepareRootfs(dir, s.Lowers); err != nil {
+	if err := r.prepareRootfs(dir, s.Lowers, s.Upper); err != nil {
 		return c, err
 	}
 	spec, err := json.Marshal(r.ociSpec(&s))
