@@ -275,8 +275,7 @@ func (s *segment) rotateSynced() error {
 	}
 	s.retired = append(s.retired, s.f)
 	s.f, s.size, s.n, s.synced = nil, 0, 0, 0
-	s.dirDirty = true
-	return s.create(false) // on failure, the next append creates it
+	return s.create() // on failure, the next append creates it
 }
 
 // sync is the syncer's pass over the segment: it fsyncs the files rotated
@@ -328,11 +327,12 @@ func (s *segment) open() error {
 			return err
 		}
 	}
-	return s.create(true)
+	return s.create()
 }
 
-// create starts the current segment; syncDir: fsync the directory too.
-func (s *segment) create(syncDirectory bool) error {
+// create starts the current segment. The syncer fsyncs the directory at
+// its next pass, so that the worker does not wait for it.
+func (s *segment) create() error {
 	f, err := os.OpenFile(s.path(segCurrent), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
@@ -342,9 +342,7 @@ func (s *segment) create(syncDirectory bool) error {
 		return err
 	}
 	s.f, s.size, s.n, s.synced, s.dirty = f, int64(len(segMagic)), 0, 0, true
-	if syncDirectory {
-		syncDir(s.dir)
-	}
+	s.dirDirty = true
 	return nil
 }
 
@@ -358,7 +356,7 @@ func (s *segment) rotate() error {
 	if err := os.Rename(s.path(segCurrent), s.path(segPrev)); err != nil {
 		return err
 	}
-	return s.create(true)
+	return s.create()
 }
 
 // close fsyncs and closes the current segment (and rotated ones the
