@@ -48,8 +48,9 @@ const (
 	segPrev    = ".log.1"
 	maxRecord  = 64 << 10 // a line is at most 10 000 bytes; anything larger is corruption
 	// maxSegment is how many histories the current segment may hold while
-	// its rotation waits for the syncer.
-	maxSegment = 4
+	// its rotation waits for an fsync by the syncer (at 1 500 lines of
+	// ~150 bytes, 3.6 MB): enough for the commits of a few hundred ms.
+	maxSegment = 16
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
