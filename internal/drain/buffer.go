@@ -3,6 +3,7 @@ package drain
 import (
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/skiffhq/skiff/internal/logplex"
@@ -34,14 +35,34 @@ type buffer struct {
 	dropped int   // lines lost since the last L10
 	since   int64
 	wake    chan struct{}
+	// A send that lasts stall cuts the buffer to max even if no line
+	// comes afterwards: timer fires stall after the take of send number
+	// timed; drops counts what it drops (the drain's counter).
+	sends, timed uint64
+	timer        *time.Timer
+	drops        *atomic.Uint64
 }
 
 // hardFactor is hard over max.
 const hardFactor = 16
 
-func newBuffer(size int, stall time.Duration) *buffer {
-	return &buffer{ring: make([]logplex.Line, size), max: size, hard: hardFactor * size,
-		stall: stall.Microseconds(), healthy: true, wake: make(chan struct{}, 1)}
+func newBuffer(size int, stall time.Duration, drops *atomic.Uint64) *buffer {
+	b := &buffer{ring: make([]logplex.Line, size), max: size, hard: hardFactor * size,
+		stall: stall.Microseconds(), healthy: true, wake: make(chan struct{}, 1), drops: drops}
+	b.timer = time.AfterFunc(stall, b.stalled)
+	b.timer.Stop()
+	return b
+}
+
+// stalled cuts the buffer to max when the send timed has lasted stall.
+func (b *buffer) stalled() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.sending != 0 && b.sends == b.timed {
+		if n := b.dropOldest(b.max); n > 0 {
+			b.drops.Add(uint64(n))
+		}
+	}
 }
 
 // limit is the bound on waiting lines now. Called with mu held.
@@ -165,6 +186,9 @@ func (b *buffer) take(dst []logplex.Line, max, maxBytes int, now int64) ([]logpl
 	if b.sending <= 0 {
 		b.sending = 1
 	}
+	b.sends++
+	b.timed = b.sends
+	b.timer.Reset(time.Duration(b.stall) * time.Microsecond)
 	var l10 loss
 	if b.dropped > 0 {
 		dst = append(dst, L10(now, b.dropped, b.since))

@@ -333,7 +333,8 @@ func (m *Manager) newDrain(pd *platform.Drain) (*drain, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &drain{m: m, id: pd.ID, appID: pd.AppID, token: pd.Token, u: u, buf: newBuffer(m.cfg.Buffer, m.cfg.Stall)}
+	d := &drain{m: m, id: pd.ID, appID: pd.AppID, token: pd.Token, u: u, }
+	d.buf = newBuffer(m.cfg.Buffer, m.cfg.Stall, &d.c.dropped)
 	d.ctx, d.stop = context.WithCancel(context.Background())
 	switch u.Scheme {
 	case "syslog", "syslog+tls":
@@ -350,6 +351,7 @@ func (d *drain) run() { d.send.run(d) }
 
 // close stops the drain; what it holds is discarded.
 func (d *drain) close() {
+	d.buf.timer.Stop()
 	d.stop() // also cuts off a connection or request in progress
 }
 
