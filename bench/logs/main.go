@@ -56,7 +56,7 @@ func main() {
 	flag.StringVar(&o.skiff, "skiff", "", "skiff binary to benchmark (default: build ./cmd/skiff of this module)")
 	flag.StringVar(&o.workdir, "workdir", os.TempDir(), "where the temporary directory is made")
 	flag.IntVar(&o.lines, "lines", 200000, "lines sent in each ingest measurement")
-	flag.IntVar(&o.batch, "batch", 100, "lines per log-input request (and per rsyslog write)")
+	flag.IntVar(&o.batch, "batch", 500, "lines per log-input request (and per rsyslog write): ~60 KB, within the ~100 KB batches of Logplex's HTTPS drains")
 	flag.IntVar(&o.concurrency, "concurrency", 4, "client connections sending at once")
 	flag.DurationVar(&o.tail, "tail", 5*time.Second, "length of the tail latency measurement")
 	flag.BoolVar(&o.dynos, "dynos", true, "also measure a dyno's output (needs root and runc)")

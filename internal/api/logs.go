@@ -1,6 +1,7 @@
 package api
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -8,8 +9,10 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/skiffhq/skiff/internal/logplex"
+	"github.com/skiffhq/skiff/internal/platform"
 )
 
 // LogSessions is the log pipeline as the API sees it (a *logplex.Logplex).
@@ -20,6 +23,9 @@ type LogSessions interface {
 	ServeStream(w http.ResponseWriter, r *http.Request, id string) error
 	// Log writes one line into an app's log; it never blocks.
 	Log(appID, app, source, dyno, message string)
+	// LogFrames writes a log-input batch into an app's log; it never
+	// blocks and does not keep frames.
+	LogFrames(appID string, frames []logplex.Frame)
 }
 
 // maxLogLines is the most lines a session's backlog holds (Logplex's history).
@@ -99,19 +105,40 @@ func (s *Server) logStream(w http.ResponseWriter, r *http.Request) {
 // send them) written into the app's log, so that processes outside dynos
 // can log there. The caller needs an API token with access to the app. A
 // malformed batch is refused whole.
-func (s *Server) ingestLogs(w http.ResponseWriter, r *http.Request, c *call) error {
-	app, err := s.p.App(r.Context(), c.account, r.PathValue("app"))
+//
+// It is a hot path: a log shipper calls it many times a second. It
+// authenticates through the grants cache (see grants), reads the body into
+// a pooled buffer and parses it into a pooled slice of frames, so that a
+// batch costs one allocation per line (its message) and a few per request.
+func (s *Server) ingestLogs(w http.ResponseWriter, r *http.Request) {
+	if err := s.ingest(w, r); err != nil {
+		s.writeError(w, r, err)
+	}
+}
+
+func (s *Server) ingest(w http.ResponseWriter, r *http.Request) error {
+	app, err := s.logInputApp(w, r)
 	if err != nil {
 		return err
 	}
 	if s.cfg.Logs == nil {
 		return notFound("This Skiff server has no log pipeline.")
 	}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/logplex-1" {
-		return &apiError{http.StatusUnsupportedMediaType, "unsupported_media_type",
-			"Send log lines as Content-Type: application/logplex-1 (octet-counted syslog frames)."}
+	if ct := r.Header.Get("Content-Type"); ct != "application/logplex-1" {
+		if mt, _, _ := mime.ParseMediaType(ct); mt != "application/logplex-1" {
+			return &apiError{http.StatusUnsupportedMediaType, "unsupported_media_type",
+				"Send log lines as Content-Type: application/logplex-1 (octet-counted syslog frames)."}
+		}
 	}
-	b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
+	buf := bodies.Get().(*[]byte)
+	defer func() {
+		if cap(*buf) > 256<<10 {
+			*buf = nil // a rare big batch: don't keep its buffer
+		}
+		bodies.Put(buf)
+	}()
+	b, err := appendBody((*buf)[:0], r)
+	*buf = b[:0]
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -119,16 +146,81 @@ func (s *Server) ingestLogs(w http.ResponseWriter, r *http.Request, c *call) err
 		}
 		return badRequest("Could not read the request body.")
 	}
-	frames, err := logplex.ParseFrames(b)
+	fp := frameSlices.Get().(*[]logplex.Frame)
+	defer func() {
+		clear(*fp)
+		*fp = (*fp)[:0]
+		frameSlices.Put(fp)
+	}()
+	frames, err := logplex.AppendFrames((*fp)[:0], b)
+	*fp = frames
 	if err != nil {
 		return badRequest("Invalid application/logplex-1 batch: " + err.Error())
 	}
 	if n := r.Header.Get("Logplex-Msg-Count"); n != "" && n != strconv.Itoa(len(frames)) {
 		return badRequest(fmt.Sprintf("Logplex-Msg-Count says %s, the batch holds %d frames.", n, len(frames)))
 	}
-	for _, f := range frames {
-		s.cfg.Logs.Log(app.ID, app.Name, f.Source, f.Dyno, f.Message)
-	}
+	s.cfg.Logs.LogFrames(app.ID, frames)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
+
+// logInputApp authenticates a log-input request and finds its app, as
+// handle and platform.App do (401, then the rate limit, then 403/404),
+// from the grants cache when it can.
+func (s *Server) logInputApp(w http.ResponseWriter, r *http.Request) (*platform.App, error) {
+	tok := bearer(r)
+	if tok == "" {
+		return nil, unauthorized()
+	}
+	k := grantKey{token: sha256.Sum256([]byte(tok)), app: r.PathValue("app")}
+	if g := s.grants.get(&k); g != nil {
+		if err := s.rateLimit(w, g.limit, 1); err != nil {
+			return nil, err
+		}
+		return g.app, nil
+	}
+	gen := s.grants.gen.Load()
+	now := s.cfg.Now()
+	a, t, err := s.p.Authenticate(r.Context(), tok)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.rateLimit(w, "account:"+a.ID, 1); err != nil {
+		return nil, err
+	}
+	app, err := s.p.App(r.Context(), a, k.app)
+	if err != nil {
+		return nil, err
+	}
+	s.grants.put(k, gen, a, now, t.ExpiresAt, app)
+	return app, nil
+}
+
+// appendBody appends the request body (at most maxBody) to b.
+func appendBody(b []byte, r *http.Request) ([]byte, error) {
+	if n := r.ContentLength; n > 0 && n <= maxBody && int64(cap(b)) < n {
+		b = make([]byte, 0, n)
+	}
+	body := http.MaxBytesReader(nil, r.Body, maxBody)
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+}
+
+// Pools of the log-input endpoint: request bodies (kept up to 256 KiB)
+// and frame slices.
+var (
+	bodies      = sync.Pool{New: func() any { return new([]byte) }}
+	frameSlices = sync.Pool{New: func() any { return new([]logplex.Frame) }}
+)

@@ -184,3 +184,30 @@ func TestLogInput(t *testing.T) {
 		t.Errorf("refused batches wrote %d lines", got-n)
 	}
 }
+
+// TestLogInputGrants: log-input requests are authenticated through a cache
+// (grants), which a revoked token or a destroyed app leaves at once.
+func TestLogInputGrants(t *testing.T) {
+	t.Parallel()
+	e, _ := logsEnv(t)
+	e.createApp(e.admin.Token, "granted")
+	auth := decodeAs[authorizationJSON](t, e.must(http.StatusCreated, "POST", "/oauth/authorizations", "",
+		`{"description":"shipper"}`, "Authorization", basic(adminEmail, e.admin.Token)))
+	tok := *auth.AccessToken.Token
+	msg := "<190>1 2026-01-02T03:04:05+00:00 host app worker.7 - hello"
+	batch := fmt.Sprintf("%d %s", len(msg), msg)
+	ct := "application/logplex-1"
+	for range 3 {
+		e.must(http.StatusNoContent, "POST", "/apps/granted/log-input", tok, batch, "Content-Type", ct)
+	}
+	gen := e.srv.Config.Handler.(*Server).grants.gen.Load()
+	e.must(http.StatusNoContent, "POST", "/apps/granted/log-input", tok, batch, "Content-Type", ct)
+	if e.srv.Config.Handler.(*Server).grants.gen.Load() != gen {
+		t.Error("a log-input request invalidated the grants")
+	}
+	e.must(http.StatusOK, "DELETE", "/oauth/authorizations/"+auth.ID, e.admin.Token, nil)
+	checkError(t, e.do("POST", "/apps/granted/log-input", tok, batch, "Content-Type", ct), http.StatusUnauthorized, "unauthorized")
+	e.must(http.StatusNoContent, "POST", "/apps/granted/log-input", e.admin.Token, batch, "Content-Type", ct)
+	e.must(http.StatusOK, "DELETE", "/apps/granted", e.admin.Token, nil)
+	checkError(t, e.do("POST", "/apps/granted/log-input", e.admin.Token, batch, "Content-Type", ct), http.StatusNotFound, "not_found")
+}

@@ -55,7 +55,7 @@ func (s *Server) routes() {
 
 	// Logs: sessions, and their streams (authenticated by the URL itself).
 	s.handle("POST /apps/{app}/log-sessions", s.createLogSession)
-	s.handle("POST /apps/{app}/log-input", s.ingestLogs)
+	s.mux.HandleFunc("POST /apps/{app}/log-input", s.ingestLogs) // authenticates itself (grants.go); = logInputPattern
 	s.mux.HandleFunc("GET /logstream/{id}", s.logStream)
 
 	// Log drains.

@@ -55,6 +55,8 @@ type Server struct {
 	log   *slog.Logger
 	limit *limiter
 	mux   *http.ServeMux
+	// grants caches log-input authentication; see grants.
+	grants *grants
 }
 
 // New returns the API handler over p.
@@ -77,7 +79,8 @@ func New(p *platform.Platform, cfg Config) *Server {
 	if cfg.GitURL == nil {
 		cfg.GitURL = func(app string) string { return "https://localhost/" + app + ".git" }
 	}
-	s := &Server{p: p, cfg: cfg, log: cfg.Logger, limit: newLimiter(cfg.RateLimit, cfg.RateRefill, cfg.Now), mux: http.NewServeMux()}
+	s := &Server{p: p, cfg: cfg, log: cfg.Logger, limit: newLimiter(cfg.RateLimit, cfg.RateRefill, cfg.Now), mux: http.NewServeMux(),
+		grants: newGrants(cfg.Now)}
 	s.routes()
 	return s
 }
@@ -183,6 +186,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"status", rec.status, "duration", time.Since(start), "request_id", id)
 	}()
 	s.mux.ServeHTTP(rec, r)
+	if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Pattern != logInputPattern {
+		s.grants.changed() // it may have revoked a token or access: see grants
+	}
 }
 
 var errInternal = &apiError{http.StatusInternalServerError, "internal_server_error", "Internal server error."}

@@ -3,6 +3,7 @@ package drain
 import (
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/skiffhq/skiff/internal/logplex"
@@ -12,35 +13,104 @@ import (
 // the oldest line is dropped and counted, as Logplex does; the count and the
 // time of the first loss become an L10 line ahead of the next lines taken.
 // Pushing never blocks for longer than a copy under the lock.
+//
+// The bound is max (1 024) waiting lines for a drain that is not keeping
+// up: one whose last delivery failed, or whose current send has lasted
+// stall or longer. A drain that is keeping up (its last delivery succeeded
+// and its current send, if any, is younger than stall) may hold up to hard
+// lines meanwhile: logplex hands over committed batches, which under a
+// burst are far larger than max, and a healthy sender takes them as fast
+// as it can. As soon as it stops keeping up, what exceeds max is dropped
+// (oldest first, counted). The ring grows only as needed.
 type buffer struct {
 	mu      sync.Mutex
 	ring    []logplex.Line
 	start   int // index of the oldest line
 	n       int // lines held
-	dropped int // lines lost since the last L10
+	max     int // waiting lines of a drain that is not keeping up
+	hard    int // waiting lines of one that is
+	stall   int64
+	healthy bool  // the last delivery succeeded (or none failed yet)
+	sending int64 // when the current send started (µs); 0: none
+	dropped int   // lines lost since the last L10
 	since   int64
 	wake    chan struct{}
+	// A send that lasts stall cuts the buffer to max even if no line
+	// comes afterwards: timer fires stall after the take of send number
+	// timed; drops counts what it drops (the drain's counter).
+	sends, timed uint64
+	timer        *time.Timer
+	drops        *atomic.Uint64
 }
 
-func newBuffer(size int) *buffer {
-	return &buffer{ring: make([]logplex.Line, size), wake: make(chan struct{}, 1)}
+// hardFactor is hard over max.
+const hardFactor = 16
+
+func newBuffer(size int, stall time.Duration, drops *atomic.Uint64) *buffer {
+	b := &buffer{ring: make([]logplex.Line, size), max: size, hard: hardFactor * size,
+		stall: stall.Microseconds(), healthy: true, wake: make(chan struct{}, 1), drops: drops}
+	b.timer = time.AfterFunc(stall, b.stalled)
+	b.timer.Stop()
+	return b
 }
 
-// push adds lines, dropping the oldest held when full. It returns how many
-// lines were dropped.
-func (b *buffer) push(lines []logplex.Line) int {
+// stalled cuts the buffer to max when the send timed has lasted stall.
+func (b *buffer) stalled() {
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.sending != 0 && b.sends == b.timed {
+		if n := b.dropOldest(b.max); n > 0 {
+			b.drops.Add(uint64(n))
+		}
+	}
+}
+
+// limit is the bound on waiting lines now. Called with mu held.
+func (b *buffer) limit(now int64) int {
+	if !b.healthy || b.sending != 0 && now-b.sending >= b.stall {
+		return b.max
+	}
+	return b.hard
+}
+
+// dropOldest drops the oldest lines until at most keep are held. Called
+// with mu held.
+func (b *buffer) dropOldest(keep int) int {
 	drop := 0
+	for b.n > keep {
+		if b.dropped == 0 {
+			b.since = b.ring[b.start].Time
+		}
+		b.ring[b.start] = logplex.Line{}
+		b.start = (b.start + 1) % len(b.ring)
+		b.n--
+		b.dropped++
+		drop++
+	}
+	return drop
+}
+
+// grow makes room for one more line, up to hard. Called with mu held.
+func (b *buffer) grow() {
+	size := min(2*len(b.ring), b.hard)
+	ring := make([]logplex.Line, size)
+	k := copy(ring, b.ring[b.start:])
+	copy(ring[k:], b.ring[:b.start])
+	b.ring, b.start = ring, 0
+}
+
+// push adds lines, dropping the oldest held beyond the bound. It returns
+// how many lines were dropped.
+func (b *buffer) push(lines []logplex.Line, now int64) int {
+	b.mu.Lock()
+	limit := b.limit(now)
+	drop := b.dropOldest(limit)
 	for i := range lines {
+		if b.n >= limit {
+			drop += b.dropOldest(limit - 1)
+		}
 		if b.n == len(b.ring) {
-			b.ring[b.start] = logplex.Line{}
-			b.start = (b.start + 1) % len(b.ring)
-			b.n--
-			drop++
-			if b.dropped == 0 {
-				b.since = lines[i].Time
-			}
-			b.dropped++
+			b.grow()
 		}
 		b.ring[(b.start+b.n)%len(b.ring)] = lines[i]
 		b.n++
@@ -49,6 +119,24 @@ func (b *buffer) push(lines []logplex.Line) int {
 	select {
 	case b.wake <- struct{}{}:
 	default:
+	}
+	return drop
+}
+
+// done ends a send: ok if the receiver took it. A failure makes the drain
+// one that is not keeping up: what exceeds max is dropped. It returns how
+// many lines were dropped.
+func (b *buffer) done(ok bool) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sending = 0
+	b.healthy = ok
+	drop := 0
+	if !ok {
+		drop = b.dropOldest(b.max)
+	}
+	if b.n == 0 && len(b.ring) > b.max {
+		b.ring, b.start = make([]logplex.Line, b.max), 0 // the burst is over
 	}
 	return drop
 }
@@ -63,9 +151,13 @@ type loss struct {
 // L10) and counts its n lines, so that the next L10 reports them all.
 func (b *buffer) lost(l loss, n int, at int64) {
 	if n <= 0 && l.n == 0 {
+		b.mu.Lock()
+		b.sending = 0
+		b.mu.Unlock()
 		return
 	}
 	b.mu.Lock()
+	b.sending = 0
 	if l.n > 0 {
 		at = l.since
 	}
@@ -85,10 +177,18 @@ func (b *buffer) pending() bool {
 
 // take appends to dst, oldest first, up to max lines or about maxBytes of
 // messages: an L10 line first if lines were dropped since the last one.
-// It returns dst and the loss its L10 line reports (zero if none).
+// It returns dst and the loss its L10 line reports (zero if none). A send
+// starts: done ends it.
 func (b *buffer) take(dst []logplex.Line, max, maxBytes int, now int64) ([]logplex.Line, loss) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.sending = now
+	if b.sending <= 0 {
+		b.sending = 1
+	}
+	b.sends++
+	b.timed = b.sends
+	b.timer.Reset(time.Duration(b.stall) * time.Microsecond)
 	var l10 loss
 	if b.dropped > 0 {
 		dst = append(dst, L10(now, b.dropped, b.since))
@@ -120,3 +220,4 @@ func L10(now int64, dropped int, since int64) logplex.Line {
 		time.UnixMicro(since).UTC().Format("2006-01-02T15:04:05-07:00") + "."
 	return logplex.Line{Time: now, Source: "heroku", Dyno: "logplex", Message: msg}
 }
+

@@ -5,7 +5,8 @@
 //
 // Logplex hands each committed batch of an app's lines to the Manager
 // (Deliver), which copies them into every drain's bounded buffer (1 024
-// lines) and returns: a slow, stuck or dead drain never holds up ingestion.
+// lines waiting; more while the drain keeps up, see buffer) and returns: a
+// slow, stuck or dead drain never holds up ingestion.
 // A full buffer drops its oldest lines and counts them; the drain's next
 // delivery starts with an L10 line that says how many were lost and since
 // when. Lines taken for delivery and then given up (an HTTPS batch refused
@@ -43,6 +44,7 @@ const (
 	DefaultRetryMin      = 10 * time.Millisecond
 	DefaultRetryMax      = 30 * time.Second
 	DefaultAttempts      = 3
+	DefaultStall         = 250 * time.Millisecond
 )
 
 // Source lists the drains to run (a *platform.Platform).
@@ -72,6 +74,10 @@ type Config struct {
 	RetryMin      time.Duration // first back-off after a failure (10 ms)
 	RetryMax      time.Duration // longest back-off (30 s)
 	Attempts      int           // tries of one HTTPS batch before it is dropped (3)
+	// Stall is how long one send may take before the drain counts as not
+	// keeping up, and its buffer is cut to Buffer lines (250 ms); see
+	// buffer.
+	Stall time.Duration
 
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -119,6 +125,7 @@ func New(cfg Config) *Manager {
 	defDur(&cfg.SendTimeout, DefaultSendTimeout)
 	defDur(&cfg.RetryMin, DefaultRetryMin)
 	defDur(&cfg.RetryMax, DefaultRetryMax)
+	defDur(&cfg.Stall, DefaultStall)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -238,9 +245,13 @@ func (m *Manager) set(appID string, ds []*platform.Drain) {
 // channel worker.
 func (m *Manager) Deliver(appID string, lines []logplex.Line) {
 	ds := (*m.apps.Load())[appID]
+	if len(ds) == 0 {
+		return
+	}
+	now := m.cfg.Now().UnixMicro()
 	for _, d := range ds {
 		d.c.in.Add(uint64(len(lines)))
-		if n := d.buf.push(lines); n > 0 {
+		if n := d.buf.push(lines, now); n > 0 {
 			d.c.dropped.Add(uint64(n))
 		}
 	}
@@ -322,7 +333,8 @@ func (m *Manager) newDrain(pd *platform.Drain) (*drain, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &drain{m: m, id: pd.ID, appID: pd.AppID, token: pd.Token, u: u, buf: newBuffer(m.cfg.Buffer)}
+	d := &drain{m: m, id: pd.ID, appID: pd.AppID, token: pd.Token, u: u, }
+	d.buf = newBuffer(m.cfg.Buffer, m.cfg.Stall, &d.c.dropped)
 	d.ctx, d.stop = context.WithCancel(context.Background())
 	switch u.Scheme {
 	case "syslog", "syslog+tls":
@@ -339,6 +351,7 @@ func (d *drain) run() { d.send.run(d) }
 
 // close stops the drain; what it holds is discarded.
 func (d *drain) close() {
+	d.buf.timer.Stop()
 	d.stop() // also cuts off a connection or request in progress
 }
 
@@ -368,6 +381,9 @@ func (d *drain) sleep(t time.Duration) bool {
 // consecutive failure, at most RetryMax.
 func (d *drain) failed() bool {
 	d.c.errors.Add(1)
+	if n := d.buf.done(false); n > 0 {
+		d.c.dropped.Add(uint64(n))
+	}
 	back := d.m.cfg.RetryMin << min(d.fails, 20)
 	if back <= 0 || back > d.m.cfg.RetryMax {
 		back = d.m.cfg.RetryMax
@@ -381,6 +397,7 @@ func (d *drain) now() int64 { return d.m.cfg.Now().UnixMicro() }
 // delivered counts lines the receiver accepted.
 func (d *drain) delivered(n int) {
 	d.fails = 0
+	d.buf.done(true)
 	d.c.delivered.Add(uint64(n))
 }
 

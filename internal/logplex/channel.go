@@ -1,6 +1,9 @@
 package logplex
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // channel is one app's log: an ingest queue, a worker that commits what is
 // queued, the history and the tail sessions.
@@ -8,6 +11,9 @@ type channel struct {
 	l   *Logplex
 	id  string // app id
 	seg *segment
+	// rotate asks the syncer to fsync seg now, so that the worker can
+	// rotate it (see segment.sync).
+	rotate atomic.Bool
 
 	// The ingest queue, under qmu. The worker swaps q with spare.
 	qmu    sync.Mutex
@@ -76,6 +82,42 @@ func (c *channel) enqueue(ln Line) {
 	}
 }
 
+// enqueueAll queues lines in order under one hold of the lock; those that
+// do not fit are dropped and counted.
+func (c *channel) enqueueAll(lines []Line) {
+	c.qmu.Lock()
+	if c.closed {
+		c.qmu.Unlock()
+		c.l.droppedClosed.Add(uint64(len(lines)))
+		return
+	}
+	first := len(c.q) == 0
+	if c.q == nil {
+		c.q = make([]Line, 0, max(len(lines), 64))
+	}
+	kept := 0
+	for i := range lines {
+		if len(c.q) >= c.l.cfg.QueueLines || c.qbytes+len(lines[i].Message) > c.l.cfg.QueueBytes {
+			break
+		}
+		c.q = append(c.q, lines[i])
+		c.qbytes += len(lines[i].Message)
+		kept++
+	}
+	c.enq += uint64(kept)
+	c.qmu.Unlock()
+	c.l.linesIn.Add(uint64(kept))
+	if kept < len(lines) {
+		c.l.droppedQueue.Add(uint64(len(lines) - kept))
+	}
+	if first && kept > 0 {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // run is the channel's worker: it commits queued lines in batches until the
 // channel is shut down.
 func (c *channel) run() {
@@ -110,8 +152,8 @@ func (c *channel) run() {
 			c.commit(batch)
 		}
 		clear(batch) // let the collector have the messages
-		if cap(batch) > 4096 {
-			batch = nil // don't keep a burst's worth of slots
+		if cap(batch) > 4096 && len(batch) < cap(batch)/8 {
+			batch = nil // the burst is over: don't keep its slots
 		}
 		c.qmu.Lock()
 		c.spare = batch[:0]
@@ -126,9 +168,14 @@ func (c *channel) commit(batch []Line) {
 		batch[i].Seq = seq
 		seq++
 	}
-	if err := c.seg.append(batch, c.l.cfg.History); err != nil {
+	if wantSync, err := c.seg.append(batch, c.l.cfg.History); err != nil {
 		if c.l.writeErrors.Add(1) == 1 || c.l.writeErrors.Load()%1000 == 0 {
 			c.l.log.Warn("logplex: writing an app's history failed; lines are kept in memory only", "app_id", c.id, "err", err)
+		}
+	} else if wantSync && !c.rotate.Swap(true) {
+		select {
+		case c.l.rotations <- struct{}{}:
+		default:
 		}
 	}
 	if o := c.l.outlet.Load(); o != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"strconv"
 )
 
 // Frame is one log line as an application/logplex-1 batch carries it.
@@ -25,33 +24,74 @@ const maxFrame = 64 * 1024
 // as Heroku's Logplex writes them (RFC 5424's header without structured
 // data). The whole batch is refused, naming the frame, if any frame is
 // malformed: a batch is taken completely or not at all.
-func ParseFrames(b []byte) ([]Frame, error) {
-	var out []Frame
+func ParseFrames(b []byte) ([]Frame, error) { return AppendFrames(nil, b) }
+
+// AppendFrames is ParseFrames appending to dst, for a caller that reuses
+// its slice: on error dst is returned as it was. The frames share nothing
+// with b, which the caller may reuse. It is the log-input endpoint's hot
+// path: one allocation per line (its message), none for the header: the
+// source is one of two constants and a dyno name repeated from the
+// previous frame is shared.
+func AppendFrames(dst []Frame, b []byte) ([]Frame, error) {
+	start := len(dst)
+	var dyno string // the previous frame's
 	for n := 1; len(b) > 0; n++ {
-		sp := bytes.IndexByte(b, ' ')
-		if sp <= 0 || sp > 6 {
-			return nil, fmt.Errorf("frame %d: expected an octet count", n)
+		sp := bytes.IndexByte(b[:min(len(b), 7)], ' ')
+		if sp <= 0 {
+			return dst[:start], fmt.Errorf("frame %d: expected an octet count", n)
 		}
-		size, err := strconv.Atoi(string(b[:sp]))
-		if err != nil || size <= 0 || size > maxFrame {
-			return nil, fmt.Errorf("frame %d: invalid octet count %q", n, b[:sp])
+		size, ok := digits(b[:sp])
+		if !ok || size <= 0 || size > maxFrame {
+			return dst[:start], fmt.Errorf("frame %d: invalid octet count %q", n, b[:sp])
 		}
 		b = b[sp+1:]
 		if size > len(b) {
-			return nil, fmt.Errorf("frame %d: %d octets announced, %d left", n, size, len(b))
+			return dst[:start], fmt.Errorf("frame %d: %d octets announced, %d left", n, size, len(b))
 		}
-		f, err := parseMessage(b[:size])
+		f, err := parseMessage(b[:size], &dyno)
 		if err != nil {
-			return nil, fmt.Errorf("frame %d: %w", n, err)
+			return dst[:start], fmt.Errorf("frame %d: %w", n, err)
 		}
-		out = append(out, f)
-		b = bytes.TrimLeft(b[size:], "\n")
+		dst = append(dst, f)
+		b = b[size:]
+		for len(b) > 0 && b[0] == '\n' {
+			b = b[1:]
+		}
 	}
-	return out, nil
+	return dst, nil
 }
 
-func parseMessage(m []byte) (Frame, error) {
-	m = bytes.TrimRight(m, "\n")
+// digits parses a decimal number of at most 6 digits, nothing else.
+func digits(b []byte) (int, bool) {
+	if len(b) == 0 || len(b) > 6 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+// field cuts m at its first space: the field before it and the rest; ok
+// is false if there is no space.
+func field(m []byte) (f, rest []byte, ok bool) {
+	i := bytes.IndexByte(m, ' ')
+	if i < 0 {
+		return m, nil, false
+	}
+	return m[:i], m[i+1:], true
+}
+
+// parseMessage reads one frame's syslog message. *dyno is the previous
+// frame's dyno name, shared when this one has the same.
+func parseMessage(m []byte, dyno *string) (Frame, error) {
+	for len(m) > 0 && m[len(m)-1] == '\n' {
+		m = m[:len(m)-1]
+	}
 	if len(m) == 0 || m[0] != '<' {
 		return Frame{}, errors.New("no <PRI>")
 	}
@@ -59,23 +99,40 @@ func parseMessage(m []byte) (Frame, error) {
 	if end < 2 || end > 4 {
 		return Frame{}, errors.New("invalid <PRI>")
 	}
-	if _, err := strconv.Atoi(string(m[1:end])); err != nil {
+	if _, ok := digits(m[1:end]); !ok {
 		return Frame{}, errors.New("invalid <PRI>")
 	}
-	// VERSION TIMESTAMP HOSTNAME APP-NAME PROCID MSGID, then the message.
-	fields := bytes.SplitN(m[end+1:], []byte(" "), 7)
-	if len(fields) < 6 || string(fields[0]) != "1" {
+	// VERSION TIMESTAMP HOSTNAME APP-NAME PROCID MSGID, then the message:
+	// the header's six fields end with a space, except MSGID when there
+	// is no message.
+	var hdr [6][]byte
+	rest, ok := m[end+1:], true
+	for i := range hdr {
+		if !ok {
+			return Frame{}, errors.New("not a syslog (RFC 5424) header")
+		}
+		hdr[i], rest, ok = field(rest)
+	}
+	if string(hdr[0]) != "1" {
 		return Frame{}, errors.New("not a syslog (RFC 5424) header")
 	}
-	f := Frame{Source: string(fields[3]), Dyno: string(fields[4])}
-	if len(fields) == 7 {
-		f.Message = string(fields[6])
+	var f Frame
+	switch string(hdr[3]) {
+	case "app":
+		f.Source = "app"
+	case "heroku":
+		f.Source = "heroku"
+	default:
+		return Frame{}, fmt.Errorf("APP-NAME %q: expected app or heroku", hdr[3])
 	}
-	if f.Source != "app" && f.Source != "heroku" {
-		return Frame{}, fmt.Errorf("APP-NAME %q: expected app or heroku", f.Source)
-	}
-	if f.Dyno == "" || f.Dyno == "-" {
+	if p := hdr[4]; len(p) == 0 || string(p) == "-" {
 		return Frame{}, errors.New("no PROCID (the dyno name)")
+	} else if string(p) != *dyno {
+		*dyno = string(p)
+	}
+	f.Dyno = *dyno
+	if ok && len(rest) > 0 {
+		f.Message = string(rest)
 	}
 	return f, nil
 }

@@ -2,6 +2,7 @@ package logplex
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -35,6 +36,8 @@ func TestParseFrames(t *testing.T) {
 		{"source", frame("<190>1 ts h postgres web.1 - x"), "APP-NAME"},
 		{"no dyno", frame("<190>1 ts h app - - x"), "PROCID"},
 		{"second bad", frame("<190>1 ts h app web.1 - x") + "3 abc", "frame 2"},
+		{"signed count", "+5 <190>", "octet count"},
+		{"signed pri", frame("<+1>1 ts h app web.1 - x"), "invalid <PRI>"},
 	} {
 		if _, err := ParseFrames([]byte(tc.body)); err == nil || !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("%s: err = %v, want one mentioning %q", tc.name, err, tc.err)
@@ -42,5 +45,34 @@ func TestParseFrames(t *testing.T) {
 	}
 	if f, err := ParseFrames(nil); err != nil || len(f) != 0 {
 		t.Errorf("empty body: %v, %v", f, err)
+	}
+}
+
+// TestLogFrames: a batch's lines are queued in order, split and cleaned as
+// Log does, with one timestamp.
+func TestLogFrames(t *testing.T) {
+	t.Parallel()
+	l, err := Open(Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	frames, err := AppendFrames(nil, []byte(frame("<190>1 ts h app web.1 - one\ntwo")+frame("<45>1 ts h heroku web.1 - three")+
+		frame("<190>1 ts h app we[b].2 - bad \xff byte")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.LogFrames(testApp, frames)
+	l.Sync()
+	var got []string
+	for _, ln := range l.History(testApp, 0) {
+		got = append(got, ln.Source+"["+ln.Dyno+"]: "+ln.Message)
+		if ln.Time != l.History(testApp, 0)[0].Time {
+			t.Errorf("line %q has another time", ln.Message)
+		}
+	}
+	want := []string{"app[web.1]: one", "app[web.1]: two", "heroku[web.1]: three", "app[we_b_.2]: bad \uFFFD byte"}
+	if !slices.Equal(got, want) {
+		t.Errorf("history = %q, want %q", got, want)
 	}
 }

@@ -159,8 +159,10 @@ func TestHistoryBounds(t *testing.T) {
 					t.Fatalf("line %d has seq %d, want %d", i, l.Seq, want)
 				}
 			}
-			if n := diskRecords(t, dir, testApp); n < kept || n > 2*tt.history {
-				t.Errorf("%d records on disk, want between %d and %d", n, kept, 2*tt.history)
+			// A full segment waits for the syncer to rotate it (while it
+			// holds fewer than maxSegment histories).
+			if n := diskRecords(t, dir, testApp); n < kept || n > 2*(maxSegment+1)*tt.history {
+				t.Errorf("%d records on disk, want between %d and %d", n, kept, 2*(maxSegment+1)*tt.history)
 			}
 			if got := f.l.History(testApp, 3); len(got) != min(3, kept) {
 				t.Errorf("History(3) returned %d lines", len(got))
@@ -304,6 +306,42 @@ func TestSlowTail(t *testing.T) {
 	f.l.Sync()
 	if got := tl.take(nil, 0); len(got) != 1 || got[0].Message != "caught up" {
 		t.Errorf("after catching up the session got %v, want just the new line", messages(got))
+	}
+}
+
+// TestTailTakesABurst: a tail session whose reader keeps up (it waits for
+// lines) gets a burst of 10 000 lines, committed in big batches, whole and
+// without an L11; one whose reader took lines long ago and has not come
+// back keeps TailBuffer lines.
+func TestTailTakesABurst(t *testing.T) {
+	clock := newClock()
+	f := open(t, t.TempDir(), func(c *Config) { c.Now = clock.Now })
+	c := f.l.channelFor(testApp)
+	keeping := &tail{f: newFilter("", ""), max: DefaultTailBuffer, notify: make(chan struct{}, 1), ended: make(chan struct{})}
+	stuck := &tail{f: newFilter("", ""), max: DefaultTailBuffer, notify: make(chan struct{}, 1), ended: make(chan struct{})}
+	for _, tl := range []*tail{keeping, stuck} {
+		if _, ok := c.open(tl.f, 0, 0, false, tl); !ok {
+			t.Fatal("open failed")
+		}
+	}
+	keeping.ready()
+	stuck.take(nil, clock.Now().UnixMicro())
+	clock.Advance(time.Second) // the stuck reader's write has lasted a second
+	const n = 10000
+	frames := make([]Frame, 0, 1000)
+	for i := range n {
+		frames = append(frames, Frame{Source: "app", Dyno: "web.1", Message: "line " + strconv.Itoa(i)})
+		if len(frames) == cap(frames) {
+			f.l.LogFrames(testApp, frames)
+			frames = frames[:0]
+		}
+	}
+	f.l.Sync()
+	if got := keeping.take(nil, clock.Now().UnixMicro()); !slices.Equal(messages(got), lineRange(0, n)) {
+		t.Errorf("the session that keeps up got %d lines (%v…), want the %d", len(got), abbreviate(messages(got[:min(3, len(got))])), n)
+	}
+	if got := stuck.take(nil, clock.Now().UnixMicro()); len(got) != DefaultTailBuffer+1 || !strings.Contains(got[DefaultTailBuffer].Message, "Error L11") {
+		t.Errorf("the stuck session got %d lines, want %d and an L11", len(got), DefaultTailBuffer+1)
 	}
 }
 

@@ -17,9 +17,19 @@ import (
 // directory: <app id>.log, the current one, and <app id>.log.1, the one
 // before. When the current segment holds a full history (1 500 lines) it is
 // fsynced and renamed over the previous one, and a new current segment is
-// started. So the disk holds between one and two histories per app, and the
-// history is the newest lines of the two files. Rotation is one rename: no
-// rewriting, and a crash at any point leaves one of the two states.
+// started. So the disk holds between one and a few histories per app, and
+// the history is the newest lines of the two files. Rotation is one rename:
+// no rewriting, and a crash at any point leaves one of the two states.
+//
+// The worker never waits for an fsync while it rotates: the syncer fsyncs
+// the current segment every SyncInterval, and at once when the worker asks
+// because the segment is full. Once an fsync covered a full history of the
+// segment, the worker renames it over the previous one without waiting for
+// the disk (what it held before has become redundant) and hands the file
+// to the syncer, which fsyncs its newest records and closes it. Only a
+// segment that reaches maxSegment histories before any fsync covered one
+// (a very slow disk) is fsynced by the worker itself, which bounds the
+// disk.
 //
 // A segment starts with segMagic; each record is
 //
@@ -37,6 +47,10 @@ const (
 	segCurrent = ".log"
 	segPrev    = ".log.1"
 	maxRecord  = 64 << 10 // a line is at most 10 000 bytes; anything larger is corruption
+	// maxSegment is how many histories the current segment may hold while
+	// its rotation waits for an fsync by the syncer (at 1 500 lines of
+	// ~150 bytes, 3.6 MB): enough for the commits of a few hundred ms.
+	maxSegment = 16
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -51,7 +65,12 @@ type segment struct {
 	size  int64    // bytes of valid data in f
 	n     int      // records in the current segment
 	dirty bool     // written since the last fsync
-	buf   []byte
+	// synced is how many records of f an fsync has covered.
+	synced int
+	// retired are rotated files, for the syncer to fsync and close.
+	retired  []*os.File
+	dirDirty bool // a file was renamed or created since the last directory fsync
+	buf      []byte
 }
 
 // fileBase turns an app id into a file name: ids are uuids, which are safe
@@ -197,51 +216,99 @@ func appendRecord(b []byte, l *Line) []byte {
 	return b
 }
 
-// append writes lines to the current segment with one write(2) per
-// rotation, rotating whenever the segment holds limit records. Once it
+// append writes lines to the current segment with one write(2). Once it
 // returns, the lines survive a crash of the process (they are in the OS);
-// the syncer makes them survive a power failure.
-func (s *segment) append(lines []Line, limit int) error {
+// the syncer makes them survive a power failure. It reports whether the
+// segment is full (limit records) but no fsync has covered that yet: the
+// syncer should sync it now, so the next append can rotate it.
+func (s *segment) append(lines []Line, limit int) (wantSync bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(lines) > limit {
 		// Only the newest limit lines can be part of the history after
-		// this batch: writing the others would only rotate them out again
-		// (a rotation costs two fsyncs), so a burst costs at most two.
+		// this batch: writing the others would only rotate them out again.
 		lines = lines[len(lines)-limit:]
 	}
-	for len(lines) > 0 {
-		if s.f == nil {
-			if err := s.open(); err != nil {
-				return err
-			}
-		}
-		if s.n >= limit {
-			if err := s.rotate(); err != nil {
-				return err
-			}
-			continue
-		}
-		k := min(len(lines), limit-s.n)
-		s.buf = s.buf[:0]
-		for i := range lines[:k] {
-			s.buf = appendRecord(s.buf, &lines[i])
-		}
-		if _, err := s.f.Write(s.buf); err != nil {
-			// Cut off whatever part was written, so the file stays valid.
-			s.f.Truncate(s.size)
-			s.f.Seek(s.size, io.SeekStart)
-			return err
-		}
-		s.size += int64(len(s.buf))
-		s.n += k
-		s.dirty = true
-		lines = lines[k:]
+	if len(lines) == 0 {
+		return false, nil
 	}
+	if s.f == nil {
+		if err := s.open(); err != nil {
+			return false, err
+		}
+	}
+	switch {
+	case s.n >= limit && s.synced >= limit:
+		if err := s.rotateSynced(); err != nil {
+			return false, err
+		}
+	case s.n >= maxSegment*limit:
+		if err := s.rotate(); err != nil {
+			return false, err
+		}
+	}
+	s.buf = s.buf[:0]
+	for i := range lines {
+		s.buf = appendRecord(s.buf, &lines[i])
+	}
+	if _, err := s.f.Write(s.buf); err != nil {
+		// Cut off whatever part was written, so the file stays valid.
+		s.f.Truncate(s.size)
+		s.f.Seek(s.size, io.SeekStart)
+		return false, err
+	}
+	s.size += int64(len(s.buf))
+	s.n += len(lines)
+	s.dirty = true
 	if cap(s.buf) > 1<<20 {
 		s.buf = nil // a burst of long lines; don't keep its buffer
 	}
-	return nil
+	return s.n >= limit && s.synced < limit, nil
+}
+
+// rotateSynced makes the current segment the previous one without an
+// fsync: one already covered a full history of it, so the previous
+// segment's records are redundant even after a power failure. The syncer
+// fsyncs the rest of the file, and the directory, at its next pass.
+func (s *segment) rotateSynced() error {
+	if err := os.Rename(s.path(segCurrent), s.path(segPrev)); err != nil {
+		return err
+	}
+	s.retired = append(s.retired, s.f)
+	s.f, s.size, s.n, s.synced = nil, 0, 0, 0
+	return s.create() // on failure, the next append creates it
+}
+
+// sync is the syncer's pass over the segment: it fsyncs the files rotated
+// since the last pass and closes them, the current file if it was written
+// to, and the directory if files were renamed or created in it. The lock
+// is not held during the fsyncs, so the worker goes on appending.
+func (s *segment) sync() error {
+	s.mu.Lock()
+	f, n, dirty := s.f, s.n, s.dirty && s.f != nil
+	retired, dir := s.retired, s.dirDirty
+	s.retired, s.dirty, s.dirDirty = nil, false, false
+	s.mu.Unlock()
+	var errs []error
+	for _, r := range retired {
+		errs = append(errs, r.Sync(), r.Close())
+	}
+	if dirty {
+		err := f.Sync()
+		if err == nil {
+			s.mu.Lock()
+			if s.f == f {
+				s.synced = max(s.synced, n)
+			}
+			s.mu.Unlock()
+		} else if !errors.Is(err, os.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if dir {
+		syncDir(s.dir)
+	}
+	return errors.Join(errs...)
 }
 
 // open opens the current segment for appending after its valid data, or
@@ -264,6 +331,8 @@ func (s *segment) open() error {
 	return s.create()
 }
 
+// create starts the current segment. The syncer fsyncs the directory at
+// its next pass, so that the worker does not wait for it.
 func (s *segment) create() error {
 	f, err := os.OpenFile(s.path(segCurrent), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -273,8 +342,8 @@ func (s *segment) create() error {
 		f.Close()
 		return err
 	}
-	s.f, s.size, s.n, s.dirty = f, int64(len(segMagic)), 0, true
-	syncDir(s.dir)
+	s.f, s.size, s.n, s.synced, s.dirty = f, int64(len(segMagic)), 0, 0, true
+	s.dirDirty = true
 	return nil
 }
 
@@ -291,31 +360,25 @@ func (s *segment) rotate() error {
 	return s.create()
 }
 
-// takeDirty returns the current file if it has unsynced writes, and marks
-// it clean; the caller fsyncs it without holding the lock.
-func (s *segment) takeDirty() *os.File {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.dirty || s.f == nil {
-		return nil
-	}
-	s.dirty = false
-	return s.f
-}
-
-// close fsyncs and closes the current segment.
+// close fsyncs and closes the current segment (and rotated ones the
+// syncer has not closed yet).
 func (s *segment) close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.f == nil {
-		return nil
+	var errs []error
+	for _, r := range s.retired {
+		errs = append(errs, r.Sync(), r.Close())
 	}
-	err := s.f.Sync()
-	if cerr := s.f.Close(); err == nil {
-		err = cerr
+	s.retired = nil
+	if s.f != nil {
+		errs = append(errs, s.f.Sync(), s.f.Close())
+		s.f = nil
 	}
-	s.f = nil
-	return err
+	if s.dirDirty {
+		syncDir(s.dir)
+		s.dirDirty = false
+	}
+	return errors.Join(errs...)
 }
 
 // remove closes and deletes both segments.
@@ -326,7 +389,11 @@ func (s *segment) remove() error {
 		s.f.Close()
 		s.f = nil
 	}
-	s.size, s.n = 0, 0
+	for _, r := range s.retired {
+		r.Close()
+	}
+	s.retired = nil
+	s.size, s.n, s.synced = 0, 0, 0
 	var errs []error
 	for _, suffix := range []string{segCurrent, segPrev} {
 		if err := os.Remove(s.path(suffix)); err != nil && !errors.Is(err, os.ErrNotExist) {

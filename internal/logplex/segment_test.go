@@ -1,48 +1,76 @@
 package logplex
 
 import (
+	"fmt"
+	"slices"
 	"strconv"
 	"testing"
 )
 
 // TestSegmentBigBatches: batches larger than the history keep, on disk,
-// exactly the newest lines, whatever the batch sizes.
+// exactly the newest lines, whatever the batch sizes, whether the syncer
+// syncs the segments as soon as they are full (the worker then rotates them
+// without an fsync) or never (the worker fsyncs them at maxSegment
+// histories), and the disk stays bounded.
 func TestSegmentBigBatches(t *testing.T) {
 	t.Parallel()
 	const limit = 1500
-	for _, sizes := range [][]int{{10, 5000, 3, 1600}, {1500, 1500, 1}, {4000}, {1499, 2, 3001, 7}} {
-		t.Run(strconv.Itoa(len(sizes)), func(t *testing.T) {
-			t.Parallel()
-			dir := t.TempDir()
-			s := &segment{dir: dir, base: fileBase(testApp)}
-			seq := uint64(1)
-			for _, n := range sizes {
-				batch := make([]Line, n)
-				for i := range batch {
-					batch[i] = Line{Seq: seq, Time: int64(seq), Source: "app", Dyno: "web.1", Message: "line " + strconv.FormatUint(seq, 10)}
-					seq++
-				}
-				if err := s.append(batch, limit); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := s.close(); err != nil {
+	sizes := [][]int{{10, 5000, 3, 1600}, {1500, 1500, 1}, {4000}, {1499, 2, 3001, 7},
+		slices.Repeat([]int{700}, 40), slices.Repeat([]int{1, 1499, 1600}, 9)}
+	for i, sizes := range sizes {
+		for _, syncer := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%d syncer=%v", i, syncer), func(t *testing.T) {
+				t.Parallel()
+				testSegmentBatches(t, limit, sizes, syncer)
+			})
+		}
+	}
+}
+
+func testSegmentBatches(t *testing.T, limit int, sizes []int, syncer bool) {
+	t.Helper()
+	dir := t.TempDir()
+	s := &segment{dir: dir, base: fileBase(testApp)}
+	seq := uint64(1)
+	for _, n := range sizes {
+		batch := make([]Line, n)
+		for i := range batch {
+			batch[i] = Line{Seq: seq, Time: int64(seq), Source: "app", Dyno: "web.1", Message: "line " + strconv.FormatUint(seq, 10)}
+			seq++
+		}
+		wantSync, err := s.append(batch, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wantSync && syncer {
+			if err := s.sync(); err != nil {
 				t.Fatal(err)
 			}
-			r := ring{max: limit}
-			if err := (&segment{dir: dir, base: fileBase(testApp)}).load(r.push); err != nil {
-				t.Fatal(err)
-			}
-			total := seq - 1
-			if uint64(r.len()) != min(total, limit) {
-				t.Fatalf("loaded %d lines, want %d", r.len(), min(total, limit))
-			}
-			for i := range r.len() {
-				want := total - uint64(r.len()) + uint64(i) + 1
-				if ln := r.at(i); ln.Seq != want || ln.Message != "line "+strconv.FormatUint(want, 10) {
-					t.Fatalf("line %d = %d %q, want seq %d", i, ln.Seq, ln.Message, want)
-				}
-			}
-		})
+		}
+		if n := diskRecords(t, dir, testApp); n > 2*(maxSegment+1)*limit {
+			t.Fatalf("%d records on disk", n)
+		}
+	}
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	r := ring{max: limit}
+	if err := (&segment{dir: dir, base: fileBase(testApp)}).load(r.push); err != nil {
+		t.Fatal(err)
+	}
+	total := seq - 1
+	if uint64(r.len()) != min(total, uint64(limit)) {
+		t.Fatalf("loaded %d lines, want %d", r.len(), min(total, uint64(limit)))
+	}
+	for i := range r.len() {
+		want := total - uint64(r.len()) + uint64(i) + 1
+		if ln := r.at(i); ln.Seq != want || ln.Message != "line "+strconv.FormatUint(want, 10) {
+			t.Fatalf("line %d = %d %q, want seq %d", i, ln.Seq, ln.Message, want)
+		}
+	}
+	if syncer {
+		if n := diskRecords(t, dir, testApp); n > 3*limit {
+			t.Errorf("%d records on disk with a syncer that keeps up", n)
+		}
 	}
 }

@@ -214,6 +214,7 @@ func (l *Logplex) ServeStream(w http.ResponseWriter, r *http.Request, id string)
 	if !sw.flush() || t == nil {
 		return nil
 	}
+	t.ready()
 
 	var deadline <-chan time.Time
 	if l.cfg.StreamMax > 0 {
@@ -235,6 +236,7 @@ func (l *Logplex) ServeStream(w http.ResponseWriter, r *http.Request, id string)
 			if !sw.flush() {
 				return nil
 			}
+			t.ready()
 		case <-hb.C:
 			sw.buf = append(sw.buf, ":\n\n"...)
 			if !sw.flush() {
@@ -313,11 +315,17 @@ func (f *filter) match(ln *Line) bool {
 }
 
 // tail is one tail session's bounded buffer between the channel's worker
-// and the stream's writer.
+// and the stream's writer. It holds max lines (TailBuffer) for a client that
+// does not keep up, and up to tailBurst times more while its writer keeps
+// up, i.e. waits for lines, or took its last ones less than tailStall ago:
+// the worker commits batches that under a burst are far larger than max,
+// which a reader that keeps up should get whole.
 type tail struct {
 	f       filter
 	max     int
 	mu      sync.Mutex
+	idle    bool  // the writer waits for lines
+	takenAt int64 // µs of its last take
 	q       []Line
 	dropped int   // lines missed since the last L11
 	since   int64 // µs of the first of them
@@ -326,13 +334,23 @@ type tail struct {
 	endOnce sync.Once
 }
 
+// Bounds of a tail that keeps up; see tail.
+const (
+	tailBurst = 16
+	tailStall = 250 * time.Millisecond
+)
+
 // push adds a line, or counts it as missed when the buffer is full. It
 // reports whether ln was kept. Only take makes room, and it reports the
 // loss, so missed lines always come after every buffered one.
 func (t *tail) push(ln Line, now int64) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.q) >= t.max {
+	limit := t.max
+	if t.idle || now-t.takenAt < tailStall.Microseconds() {
+		limit *= tailBurst
+	}
+	if len(t.q) >= limit {
 		if t.dropped == 0 {
 			t.since = now
 		}
@@ -349,6 +367,7 @@ func (t *tail) push(ln Line, now int64) bool {
 func (t *tail) take(dst []Line, now int64) []Line {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.idle, t.takenAt = false, now
 	dst = append(dst, t.q...)
 	clear(t.q)
 	t.q = t.q[:0]
@@ -357,6 +376,16 @@ func (t *tail) take(dst []Line, now int64) []Line {
 		t.dropped = 0
 	}
 	return dst
+}
+
+// ready says the writer has written what it took and waits for more.
+func (t *tail) ready() {
+	t.mu.Lock()
+	t.idle = true
+	if cap(t.q) > t.max && len(t.q) == 0 {
+		t.q = nil // the burst is over: don't keep its room
+	}
+	t.mu.Unlock()
 }
 
 func (t *tail) signal() {
