@@ -94,11 +94,15 @@ func startBuilds(ctx context.Context, cfg *serverConfig, p *platform.Platform, i
 
 // holdBuiltImages lets the image garbage collector (the registry's
 // releaser, when the registry runs) keep what builds make until their
-// releases name it. Builds keep their stacks through the platform's list
-// of images in use.
+// releases name it, and publishes built images to the app's registry
+// repositories. Builds keep their stacks through the platform's list of
+// images in use.
 func holdBuiltImages(builds *build.Service, images api.Images) {
 	if h, ok := images.(interface{ Hold(id string) }); ok {
 		builds.SetHold(h.Hold)
+	}
+	if r, ok := images.(*releaser); ok {
+		builds.SetPublish(r.Publish)
 	}
 }
 

@@ -49,6 +49,16 @@ type Config struct {
 // nothing yet). Call it before the first build.
 func (s *Service) SetHold(hold func(imageID string)) { s.hold = hold }
 
+// Publisher puts a built image into the app's registry repository
+// <app>/<typ>, tagged latest, and returns its manifest digest.
+type Publisher func(ctx context.Context, app, typ, imageID string) (string, error)
+
+// SetPublish gives the service the embedded registry: a successful build
+// publishes each built image to its process type's repository before the
+// release is created (a failure to publish fails the build). Call it
+// before the first build.
+func (s *Service) SetPublish(publish Publisher) { s.publish = publish }
+
 // Service runs builds: one at a time per app, up to Parallel at once.
 type Service struct {
 	cfg Config
@@ -59,7 +69,8 @@ type Service struct {
 	running  map[string]*running // by build id
 	hooks    map[string]hookGrant
 
-	hold func(imageID string) // see SetHold
+	hold    func(imageID string) // see SetHold
+	publish Publisher            // see SetPublish
 
 	ctx    context.Context // cancelled by Close: running builds fail
 	cancel context.CancelCauseFunc
@@ -332,6 +343,15 @@ func (s *Service) run(ctx context.Context, app *platform.App, b *platform.Build,
 		images[typ], built[ip.dockerfile] = res.Image, res.Image
 		if s.hold != nil {
 			s.hold(res.Image)
+		}
+	}
+	if s.publish != nil {
+		for _, typ := range sortedKeys(p.images) {
+			md, err := s.publish(ctx, app.Name, typ, images[typ])
+			if err != nil {
+				return fmt.Errorf("publishing %s to the registry: %w", typ, err)
+			}
+			fmt.Fprintf(out, "=== Pushed %s to the registry: %s/%s:latest (%s)\n", typ, app.Name, typ, md)
 		}
 	}
 	procs := map[string]platform.Process{}

@@ -174,6 +174,24 @@ func (s *server) releases(app string) []*platform.Release {
 	return l.Releases
 }
 
+// buildTar uploads files as a tarball to POST /apps/{app}/builds (app may
+// carry a query), waits for the build and checks its status.
+func (s *server) buildTar(app string, files map[string]string, status string) (buildResp, string) {
+	s.t.Helper()
+	name, query, _ := strings.Cut(app, "?")
+	path := "/apps/" + name + "/builds"
+	if query != "" {
+		path += "?" + query
+	}
+	var b buildResp
+	s.call("POST", path, "application/gzip", bytes.NewReader(tarball(s.t, files)), http.StatusCreated, &b)
+	out := s.output(b)
+	if got := s.build(name, b); got.Status != status {
+		s.t.Fatalf("build = %+v, want %s\n%s", got, status, out)
+	}
+	return b, out
+}
+
 // tarball makes a gzipped tarball of files (name → content).
 func tarball(t testing.TB, files map[string]string) []byte {
 	t.Helper()
@@ -356,12 +374,7 @@ run:
 		"worker/Dockerfile": "FROM busybox\nCOPY run.sh /work/\n",
 		"worker/run.sh":     "#!/bin/sh\necho worker\n",
 	}
-	var b buildResp
-	s.call("POST", "/apps/ymlapp/builds?version=feedface00", "application/gzip", bytes.NewReader(tarball(t, files)), http.StatusCreated, &b)
-	out := s.output(b)
-	if got := s.build("ymlapp", b); got.Status != "succeeded" {
-		t.Fatalf("build = %+v\n%s", got, out)
-	}
+	s.buildTar("ymlapp?version=feedface00", files, "succeeded")
 	rels := s.releases("ymlapp")
 	rel := rels[len(rels)-1]
 	web, worker := rel.Processes["web"], rel.Processes["worker"]
