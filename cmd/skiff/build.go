@@ -24,6 +24,7 @@ import (
 // buildConfig is the settings of builds from source.
 type buildConfig struct {
 	parallel, memoryMB, timeout, maxSourceMB string
+	network                                  string // "true": RUN steps share the server's network namespace
 	gitAddr                                  string // HTTPS git listener; "" serves git on the API listener only
 }
 
@@ -36,6 +37,7 @@ func buildFlags(fs *flag.FlagSet, c *buildConfig) {
 	str(&c.memoryMB, "build-memory", "SKIFF_BUILD_MEMORY", "1024", "memory limit of each build step's container, in MB")
 	str(&c.timeout, "build-timeout", "SKIFF_BUILD_TIMEOUT", "15m", "a build that runs longer fails")
 	str(&c.maxSourceMB, "build-max-source", "SKIFF_BUILD_MAX_SOURCE", "1024", "largest source tarball and build layer, in MB")
+	str(&c.network, "build-network", "SKIFF_BUILD_NETWORK", "false", "let RUN steps use the host's network (true: trusted Dockerfiles only; they also reach the host's local services)")
 	str(&c.gitAddr, "git-addr", "SKIFF_GIT_ADDR", "", "address of the HTTPS git listener (certificate from the local CA); git is also served over HTTP on the API address")
 }
 
@@ -62,6 +64,10 @@ func startBuilds(ctx context.Context, cfg *serverConfig, p *platform.Platform, i
 	if err != nil || maxSrc < 1 {
 		return nil, nil, fmt.Errorf("--build-max-source %q: want a number of MB", bc.maxSourceMB)
 	}
+	network, err := strconv.ParseBool(bc.network)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--build-network %q: want true or false", bc.network)
+	}
 	dir := filepath.Join(cfg.dataDir, "builds")
 	rt, err := runtime.New(runtime.Config{Runc: cfg.runc, Root: filepath.Join(cfg.dataDir, "runc-builds"),
 		Dir: filepath.Join(dir, "containers"), CgroupParent: cfg.dynoBridge + "-builds"})
@@ -76,7 +82,7 @@ func startBuilds(ctx context.Context, cfg *serverConfig, p *platform.Platform, i
 	if err != nil {
 		return nil, nil, fmt.Errorf("builds: %w", err)
 	}
-	b := &build.Builder{Images: images, Runtime: rt, Init: init,
+	b := &build.Builder{Images: images, Runtime: rt, Init: init, Network: network,
 		Limits: build.Limits{Memory: mem << 20, Timeout: timeout, MaxLayerBytes: maxSrc << 20}}
 	svc, err := build.New(ctx, build.Config{Platform: p, Builder: b, Dir: dir, URL: apiURL, Parallel: parallel,
 		MaxSourceBytes: maxSrc << 20, HookBinary: exe, Logger: log})
