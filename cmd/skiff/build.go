@@ -25,6 +25,7 @@ import (
 type buildConfig struct {
 	parallel, memoryMB, timeout, maxSourceMB string
 	network                                  string // "true": RUN steps share the server's network namespace
+	logRetention                             string
 	gitAddr                                  string // HTTPS git listener; "" serves git on the API listener only
 }
 
@@ -38,6 +39,7 @@ func buildFlags(fs *flag.FlagSet, c *buildConfig) {
 	str(&c.timeout, "build-timeout", "SKIFF_BUILD_TIMEOUT", "15m", "a build that runs longer fails")
 	str(&c.maxSourceMB, "build-max-source", "SKIFF_BUILD_MAX_SOURCE", "1024", "largest source tarball and build layer, in MB")
 	str(&c.network, "build-network", "SKIFF_BUILD_NETWORK", "false", "let RUN steps use the host's network (true: trusted Dockerfiles only; they also reach the host's local services)")
+	str(&c.logRetention, "build-log-retention", "SKIFF_BUILD_LOG_RETENTION", "720h", "how long a finished build's output is kept")
 	str(&c.gitAddr, "git-addr", "SKIFF_GIT_ADDR", "", "address of the HTTPS git listener (certificate from the local CA); git is also served over HTTP on the API address")
 }
 
@@ -68,6 +70,10 @@ func startBuilds(ctx context.Context, cfg *serverConfig, p *platform.Platform, i
 	if err != nil {
 		return nil, nil, fmt.Errorf("--build-network %q: want true or false", bc.network)
 	}
+	logRetention, err := time.ParseDuration(bc.logRetention)
+	if err != nil || logRetention <= 0 {
+		return nil, nil, fmt.Errorf("--build-log-retention %q: want a duration such as 720h", bc.logRetention)
+	}
 	dir := filepath.Join(cfg.dataDir, "builds")
 	rt, err := runtime.New(runtime.Config{Runc: cfg.runc, Root: filepath.Join(cfg.dataDir, "runc-builds"),
 		Dir: filepath.Join(dir, "containers"), CgroupParent: cfg.dynoBridge + "-builds"})
@@ -85,7 +91,7 @@ func startBuilds(ctx context.Context, cfg *serverConfig, p *platform.Platform, i
 	b := &build.Builder{Images: images, Runtime: rt, Init: init, Network: network,
 		Limits: build.Limits{Memory: mem << 20, Timeout: timeout, MaxLayerBytes: maxSrc << 20}}
 	svc, err := build.New(ctx, build.Config{Platform: p, Builder: b, Dir: dir, URL: apiURL, Parallel: parallel,
-		MaxSourceBytes: maxSrc << 20, HookBinary: exe, Logger: log})
+		MaxSourceBytes: maxSrc << 20, HookBinary: exe, LogRetention: logRetention, Logger: log})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,11 +1,15 @@
 package build
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/skiffhq/skiff/internal/image"
 	"github.com/skiffhq/skiff/internal/registry"
@@ -72,5 +76,55 @@ func TestPublishToRegistry(t *testing.T) {
 	}
 	if n := len(s.releases("pubapp")); n != len(rels) {
 		t.Errorf("%d releases after a failed publish, want %d", n, len(rels))
+	}
+}
+
+// TestSweep removes build logs and uploaded sources past their retention:
+// the old build's output then says it is no longer kept, a build of an
+// expired upload fails with a clear message, and recent files stay.
+func TestSweep(t *testing.T) {
+	s := newServer(t)
+	s.createApp("sweepapp")
+	old, _ := s.buildTar("sweepapp", map[string]string{"Dockerfile": "FROM busybox\n"}, "succeeded")
+	recent, _ := s.buildTar("sweepapp", map[string]string{"Dockerfile": "FROM busybox\nENV X=1\n"}, "succeeded")
+	var slot struct {
+		SourceBlob struct {
+			GetURL string `json:"get_url"`
+			PutURL string `json:"put_url"`
+		} `json:"source_blob"`
+	}
+	s.call("POST", "/apps/sweepapp/sources", "", nil, http.StatusCreated, &slot)
+	req, _ := http.NewRequest("PUT", slot.SourceBlob.PutURL, bytes.NewReader(tarball(t, map[string]string{"Dockerfile": "FROM busybox\n"})))
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("PUT source: %v %v", res, err)
+	}
+	var unused struct{}
+	s.call("POST", "/apps/sweepapp/sources", "", nil, http.StatusCreated, &unused)
+
+	past := time.Now().Add(-48 * time.Hour)
+	logs := filepath.Join(s.svc.cfg.Dir, "logs")
+	os.Chtimes(filepath.Join(logs, old.ID+".log"), past, past)
+	srcs, _ := os.ReadDir(filepath.Join(s.svc.cfg.Dir, "sources"))
+	for _, e := range srcs {
+		os.Chtimes(filepath.Join(s.svc.cfg.Dir, "sources", e.Name()), past, past)
+	}
+	if n := len(srcs); n != 2 {
+		t.Fatalf("%d files in sources/, want an upload and a slot", n)
+	}
+	s.svc.cfg.LogRetention = 24 * time.Hour
+	if l, src := s.svc.sweep(time.Now()); l != 1 || src != 2 {
+		t.Errorf("sweep removed %d logs and %d sources, want 1 and 2", l, src)
+	}
+	if out := s.output(old); out != "=== The output of this build is no longer kept\n" {
+		t.Errorf("output of a swept build = %q", out)
+	}
+	if out := s.output(recent); !strings.Contains(out, "=== Released") {
+		t.Errorf("output of a recent build = %q", out)
+	}
+	var b buildResp
+	s.call("POST", "/apps/sweepapp/builds", "application/json",
+		strings.NewReader(`{"source_blob":{"url":"`+slot.SourceBlob.GetURL+`"}}`), http.StatusCreated, &b)
+	if out := s.output(b); !strings.Contains(out, "no uploaded source at") || !strings.Contains(out, "uploads are kept for 1h0m0s") {
+		t.Errorf("build of an expired upload:\n%s", out)
 	}
 }

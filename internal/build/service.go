@@ -40,8 +40,18 @@ type Config struct {
 	// HookBinary is the executable git's pre-receive hook runs as
 	// `<HookBinary> git-hook` (the skiff binary).
 	HookBinary string
-	Logger     *slog.Logger
+	// LogRetention is how long a finished build's output is kept (its
+	// output_stream_url then says it is no longer kept). Default 30 days.
+	LogRetention time.Duration
+	// SourceRetention is how long an uploaded source (POST
+	// /apps/{app}/sources) and an unused upload slot are kept, as
+	// Heroku's source URLs expire. Default one hour.
+	SourceRetention time.Duration
+	Logger          *slog.Logger
 }
+
+// sweepEvery is how often old logs and sources are removed.
+const sweepEvery = time.Hour
 
 // SetHold gives the service a function it calls with each image it has
 // built, before the release that names it is recorded: the image garbage
@@ -99,6 +109,12 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.LogRetention <= 0 {
+		cfg.LogRetention = 30 * 24 * time.Hour
+	}
+	if cfg.SourceRetention <= 0 {
+		cfg.SourceRetention = time.Hour
+	}
 	for _, d := range []string{"logs", "cache", "sources", "work", "git"} {
 		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o700); err != nil {
 			return nil, fmt.Errorf("builds: %w", err)
@@ -119,7 +135,58 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	cfg.Builder.Base = func(name string) (string, error) {
 		return cfg.Platform.StackImage(context.Background(), name)
 	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(sweepEvery)
+		defer t.Stop()
+		for {
+			s.sweep(time.Now())
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	return s, nil
+}
+
+// sweep removes the output logs of builds that ended more than
+// LogRetention before now, and uploaded sources and slots older than
+// SourceRetention. A running build's log is written to, so it is never
+// old enough.
+func (s *Service) sweep(now time.Time) (logs, sources int) {
+	remove := func(dir string, older time.Duration, count *int) {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			s.cfg.Logger.Warn("builds: sweeping old files", "dir", dir, "err", err)
+			return
+		}
+		for _, e := range entries {
+			fi, err := e.Info()
+			if err != nil || !fi.Mode().IsRegular() || now.Sub(fi.ModTime()) <= older {
+				continue
+			}
+			if strings.HasSuffix(dir, "logs") {
+				s.mu.Lock()
+				_, live := s.running[strings.TrimSuffix(e.Name(), ".log")]
+				s.mu.Unlock()
+				if live {
+					continue
+				}
+			}
+			if err := os.Remove(filepath.Join(dir, e.Name())); err == nil {
+				*count++
+			}
+		}
+	}
+	remove(filepath.Join(s.cfg.Dir, "logs"), s.cfg.LogRetention, &logs)
+	remove(filepath.Join(s.cfg.Dir, "sources"), s.cfg.SourceRetention, &sources)
+	if logs+sources > 0 {
+		s.cfg.Logger.Info("builds: removed old files", "logs", logs, "sources", sources)
+	}
+	return logs, sources
 }
 
 // Close stops running builds (they fail) and waits for them to end.
@@ -388,7 +455,7 @@ func (s *Service) fetch(u, dir string) (string, error) {
 	if key, ok := strings.CutPrefix(u, s.sourcesURL()); ok {
 		f, err := os.Open(s.sourcePath(key))
 		if err != nil {
-			return "", fmt.Errorf("%w: source_blob.url: no uploaded source at %s", ErrFailed, u)
+			return "", fmt.Errorf("%w: source_blob.url: no uploaded source at %s (uploads are kept for %s)", ErrFailed, u, s.cfg.SourceRetention)
 		}
 		defer f.Close()
 		return s.unpackSource(f, dir)
