@@ -1,7 +1,6 @@
 package build
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -87,17 +86,7 @@ func TestSweep(t *testing.T) {
 	s.createApp("sweepapp")
 	old, _ := s.buildTar("sweepapp", map[string]string{"Dockerfile": "FROM busybox\n"}, "succeeded")
 	recent, _ := s.buildTar("sweepapp", map[string]string{"Dockerfile": "FROM busybox\nENV X=1\n"}, "succeeded")
-	var slot struct {
-		SourceBlob struct {
-			GetURL string `json:"get_url"`
-			PutURL string `json:"put_url"`
-		} `json:"source_blob"`
-	}
-	s.call("POST", "/apps/sweepapp/sources", "", nil, http.StatusCreated, &slot)
-	req, _ := http.NewRequest("PUT", slot.SourceBlob.PutURL, bytes.NewReader(tarball(t, map[string]string{"Dockerfile": "FROM busybox\n"})))
-	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != http.StatusOK {
-		t.Fatalf("PUT source: %v %v", res, err)
-	}
+	getURL := s.upload("sweepapp", map[string]string{"Dockerfile": "FROM busybox\n"})
 	var unused struct{}
 	s.call("POST", "/apps/sweepapp/sources", "", nil, http.StatusCreated, &unused)
 
@@ -123,7 +112,7 @@ func TestSweep(t *testing.T) {
 	}
 	var b buildResp
 	s.call("POST", "/apps/sweepapp/builds", "application/json",
-		strings.NewReader(`{"source_blob":{"url":"`+slot.SourceBlob.GetURL+`"}}`), http.StatusCreated, &b)
+		strings.NewReader(`{"source_blob":{"url":"`+getURL+`"}}`), http.StatusCreated, &b)
 	if out := s.output(b); !strings.Contains(out, "no uploaded source at") || !strings.Contains(out, "uploads are kept for 1h0m0s") {
 		t.Errorf("build of an expired upload:\n%s", out)
 	}
