@@ -91,13 +91,14 @@ func waitRouted(t *testing.T, s *server, app, want string) {
 // app's registry repository (skopeo pulls it), the release and the app
 // answering through the router; a second push of a one-file change is
 // served through the router with no failed request during the switch
-// (preboot); then a broken Dockerfile fails `skiff deploy`.
+// (preboot); after garbage collections, rollbacks to either built release
+// serve its image again; then a broken Dockerfile fails `skiff deploy`.
 func TestGitPushBuild(t *testing.T) {
 	t.Parallel()
 	dataDir := t.TempDir()
 	const bridge, subnet = "skb2e1", "10.213.228.0/24"
 	s := startServerIn(t, dataDir, true, "--dynos=true", "--dyno-bridge", bridge, "--dyno-subnet", subnet, "--git-addr", "127.0.0.1:0",
-		"--registry-addr", "127.0.0.1:0")
+		"--registry-addr", "127.0.0.1:0", "--registry-gc-interval", "2s", "--registry-gc-grace", "5s")
 	gitHost := ""
 	for _, line := range strings.Split(s.stdout.String(), "\n") {
 		if v, ok := strings.CutPrefix(line, "Git URL: https://"); ok {
@@ -215,6 +216,15 @@ CMD ["/web"]
 	}
 	waitPS(t, h, "pushapp", "web.1=up")
 
+	// Once garbage collections have run past their grace period, a
+	// rollback to the first built release still finds its image and
+	// serves it.
+	time.Sleep(8 * time.Second)
+	h.ok(t, "rollback", "v3", "-a", "pushapp")
+	waitRouted(t, s, "pushapp", "one built from source\n")
+	h.ok(t, "rollback", "v4", "-a", "pushapp")
+	waitRouted(t, s, "pushapp", "two built from source\n")
+
 	// `skiff deploy DIR` with a broken Dockerfile: the output shows the
 	// failure, the command fails, the release and the dyno stay.
 	broken := t.TempDir()
@@ -225,11 +235,11 @@ CMD ["/web"]
 	}
 	wantContains(t, res, "stdout", "returned a non-zero code: 3")
 	res = h.ok(t, "releases", "-a", "pushapp")
-	wantNotContains(t, res, "stdout", "v5")
+	wantNotContains(t, res, "stdout", "v7")
 	waitPS(t, h, "pushapp", "web.1=up")
 
 	// heroku.yml: a web and a worker image, and a release command that
-	// runs as a release dyno before v5 becomes current.
+	// runs as a release dyno before v7 becomes current.
 	yml := t.TempDir()
 	os.WriteFile(filepath.Join(yml, "web"), bin, 0o755)
 	os.WriteFile(filepath.Join(yml, "msg.txt"), []byte("three\n"), 0o644)
@@ -253,16 +263,16 @@ run:
 	if res.Code != 0 {
 		t.Fatalf("skiff deploy of heroku.yml:\n%s", res.describe(""))
 	}
-	wantContains(t, res, "stdout", "=== Released v5 (release, web, worker)")
+	wantContains(t, res, "stdout", "=== Released v7 (release, web, worker)")
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var rel struct{ Status, Description string }
-		s.apiJSON(t, s.AdminToken, "GET", "/apps/pushapp/releases/5", nil, "", 200, &rel)
+		s.apiJSON(t, s.AdminToken, "GET", "/apps/pushapp/releases/7", nil, "", 200, &rel)
 		if rel.Status == "succeeded" && rel.Description == "Deploy v2.0" {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("release v5 = %+v, want succeeded once its release command ran", rel)
+			t.Fatalf("release v7 = %+v, want succeeded once its release command ran", rel)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
