@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/skiffhq/skiff/internal/image"
 	"github.com/skiffhq/skiff/internal/image/imagetest"
@@ -132,5 +134,37 @@ func TestPublish(t *testing.T) {
 	}
 	if id := pull("myapp/web:latest"); id != ref2.ID {
 		t.Errorf("web latest is %s, want %s", id, ref2.ID)
+	}
+}
+
+// TestPublishAcrossFileSystems publishes from an image store on another
+// file system (tmpfs): the blobs cannot be linked and are copied through
+// the upload path, and clients pull the same image.
+func TestPublishAcrossFileSystems(t *testing.T) {
+	shm, err := os.MkdirTemp("/dev/shm", "skb2-publish-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(shm) })
+	store, err := image.Open(shm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, srv := newRegistry(t, "")
+	img := testImage(t, "tmpfs")
+	ref := imagetest.Import(t, store, imagetest.WriteLayout(t, img))
+	if _, err := reg.Publish(context.Background(), store, "myapp", "web", ref.ID, "latest"); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := name.ParseReference(hostOf(srv)+"/myapp/web:latest", name.Insecure)
+	got, err := remote.Image(r, remote.WithAuth(&authn.Basic{Username: "_", Password: aliceToken}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Image(got); err != nil {
+		t.Errorf("pulled image: %v", err)
+	}
+	if id, _ := got.ConfigName(); id.String() != ref.ID {
+		t.Errorf("pulled %s, want %s", id, ref.ID)
 	}
 }
