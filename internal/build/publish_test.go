@@ -44,7 +44,7 @@ func TestPublishToRegistry(t *testing.T) {
 	})
 	s.createApp("pubapp")
 	files := map[string]string{
-		"heroku.yml":        "build:\n  docker:\n    web: Dockerfile\n    worker: worker/Dockerfile\n",
+		"heroku.yml":        "build:\n  docker:\n    web: Dockerfile\n    worker: worker/Dockerfile\n    Shout: Dockerfile\n",
 		"Dockerfile":        "FROM busybox\nCOPY web.txt /\n",
 		"web.txt":           "web",
 		"worker/Dockerfile": "FROM busybox\nCOPY run.txt /\n",
@@ -54,6 +54,9 @@ func TestPublishToRegistry(t *testing.T) {
 	if !strings.Contains(out, "=== Pushed web to the registry: pubapp/web:latest (sha256:") ||
 		!strings.Contains(out, "=== Pushed worker to the registry: pubapp/worker:latest") {
 		t.Errorf("output does not say what was pushed:\n%s", out)
+	}
+	if !strings.Contains(out, "=== Not pushing Shout to the registry: pubapp/Shout is not a repository name") {
+		t.Errorf("output does not say that Shout has no repository:\n%s", out)
 	}
 	rels := s.releases("pubapp")
 	rel := rels[len(rels)-1]

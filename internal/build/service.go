@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -414,6 +415,10 @@ func (s *Service) run(ctx context.Context, app *platform.App, b *platform.Build,
 	}
 	if s.publish != nil {
 		for _, typ := range sortedKeys(p.images) {
+			if !repoComponent.MatchString(typ) {
+				fmt.Fprintf(out, "=== Not pushing %s to the registry: %s/%s is not a repository name (lower-case letters, digits, separators)\n", typ, app.Name, typ)
+				continue
+			}
 			md, err := s.publish(ctx, app.Name, typ, images[typ])
 			if err != nil {
 				return fmt.Errorf("publishing %s to the registry: %w", typ, err)
@@ -436,6 +441,10 @@ func (s *Service) run(ctx context.Context, app *platform.App, b *platform.Build,
 	}
 	return nil
 }
+
+// repoComponent is the OCI distribution spec's repository name component:
+// a process type that is not one has no registry repository.
+var repoComponent = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
 
 // userMessage is what a user reads about a failed build: the build's own
 // error, or a generic line for the platform's (logged in full).
