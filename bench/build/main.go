@@ -1,14 +1,15 @@
 // Command build benchmarks builds from source: the cold build of a small
 // Go web app (a multi-stage Dockerfile on a busybox base imported with
 // stack:import), the warm rebuild of the same source, the warm rebuild
-// after a one-file change, and `git push` → release → web dyno up. Its
+// after a one-file change, and `git push` → release → web dyno up → the
+// new release answering through the router. Its
 // reference point, measured in the same run, is one bare `runc run` of
 // the busybox root filesystem running `true`: what a single RUN step costs
 // at the least, so a warm one-file rebuild (which reruns one COPY, one RUN
 // and the final COPY --from) can be read as a multiple of it.
 //
 // It runs as root (runc), starts its own `skiff server` with dynos on the
-// bridge skbd2 (10.213.237.0/24), and removes everything it made.
+// bridge skb2b1 (10.213.229.0/24), and removes everything it made.
 package main
 
 import (
@@ -58,8 +59,8 @@ func main() {
 	flag.StringVar(&o.skiff, "skiff", "", "skiff binary (default: build ./cmd/skiff)")
 	flag.IntVar(&o.repeats, "repeats", 3, "runs of each scenario")
 	flag.StringVar(&o.workdir, "workdir", os.TempDir(), "where the temporary directory is made")
-	flag.StringVar(&o.bridge, "bridge", "skbd2", "dyno bridge of the benchmark's server")
-	flag.StringVar(&o.subnet, "subnet", "10.213.237.0/24", "dyno subnet of the benchmark's server")
+	flag.StringVar(&o.bridge, "bridge", "skb2b1", "dyno bridge of the benchmark's server")
+	flag.StringVar(&o.subnet, "subnet", "10.213.229.0/24", "dyno subnet of the benchmark's server")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -131,7 +132,8 @@ func run(ctx context.Context, o options) error {
 	}
 
 	srv, err := skiffserver.Start(ctx, skiffserver.Options{Binary: bin, Dir: tmp, DataDir: filepath.Join(tmp, "data"),
-		Args:         []string{"--dynos=true", "--dyno-bridge", o.bridge, "--dyno-subnet", o.subnet, "--rate-limit", "1000000"},
+		Args: []string{"--dynos=true", "--dyno-bridge", o.bridge, "--dyno-subnet", o.subnet, "--rate-limit", "1000000",
+			"--router-http-addr", "127.0.0.1:0", "--router-https-addr", "off", "--base-domain", "localhost"},
 		StartTimeout: time.Minute, StopTimeout: time.Minute})
 	if err != nil {
 		return err
@@ -153,7 +155,10 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 
-	var cold, warm, change, push, pushUp []time.Duration
+	if srv.Router == "" {
+		return errors.New("the server printed no router address")
+	}
+	var cold, warm, change, push, pushUp, pushServe []time.Duration
 	for i := range o.repeats {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -208,10 +213,25 @@ func run(ctx context.Context, o options) error {
 		if err := c.do("GET", "/apps/bench-build/releases", "", nil, &rels); err != nil {
 			return err
 		}
-		if err := waitUp(ctx, c, rels[len(rels)-1].Version); err != nil {
+		// The dyno's state (API) and the router's answer are watched at
+		// once: each is timed from the push's start.
+		up := make(chan error, 1)
+		var upAt time.Duration
+		go func() {
+			err := waitUp(ctx, c, rels[len(rels)-1].Version)
+			upAt = time.Since(start)
+			up <- err
+		}()
+		serveErr := waitServing(ctx, srv.Router, "bench-build.localhost", fmt.Sprintf("version %d", 200+i))
+		serveAt := time.Since(start)
+		if err := <-up; err != nil {
 			return err
 		}
-		pushUp = append(pushUp, time.Since(start))
+		if serveErr != nil {
+			return serveErr
+		}
+		pushUp = append(pushUp, upAt)
+		pushServe = append(pushServe, serveAt)
 	}
 
 	ref := median(bare)
@@ -227,6 +247,7 @@ func run(ctx context.Context, o options) error {
 	row("warm rebuild, one file changed: COPY, RUN, COPY --from rerun", change)
 	row("`git push` → release created (push returns)", push)
 	row("`git push` → web.1 up on the new release", pushUp)
+	row("`git push` → the new release answers through the router", pushServe)
 	return nil
 }
 
@@ -238,13 +259,59 @@ func median(ds []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
+// webApp answers with the content of the app's static/index.html, read
+// at each request, so a push that changes it shows through the router.
+const webApp = `package main
+
+import (
+	"net/http"
+	"os"
+)
+
+func main() {
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := os.ReadFile("/app/static/index.html")
+		w.Write(b)
+	})
+	if err := http.ListenAndServe(":"+os.Getenv("PORT"), nil); err != nil {
+		os.Exit(1)
+	}
+}
+`
+
+// waitServing asks the router for host's / until the answer contains want.
+func waitServing(ctx context.Context, router, host, want string) error {
+	c := &http.Client{Timeout: 5 * time.Second}
+	deadline := time.Now().Add(2 * time.Minute)
+	last := ""
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		req, err := http.NewRequestWithContext(ctx, "GET", router+"/", nil)
+		if err != nil {
+			return err
+		}
+		req.Host = host
+		if resp, err := c.Do(req); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && strings.Contains(string(b), want) {
+				return nil
+			}
+			last = fmt.Sprintf("%s %.80q", resp.Status, b)
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return fmt.Errorf("%s never answered %q through the router (last: %s)", host, want, last)
+}
+
 // goBuild compiles the test app statically.
 func goBuild(ctx context.Context, dir string) (string, error) {
 	srcDir := filepath.Join(dir, "webapp")
 	if err := os.MkdirAll(srcDir, 0o755); err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(filepath.Join(srcDir, "main.go"), []byte(buildtest.WebApp), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(srcDir, "main.go"), []byte(webApp), 0o644); err != nil {
 		return "", err
 	}
 	if err := os.WriteFile(filepath.Join(srcDir, "go.mod"), []byte("module webapp\n\ngo 1.22\n"), 0o644); err != nil {

@@ -54,6 +54,7 @@ type Options struct {
 type Server struct {
 	URL, Token string
 	Registry   string // host:port of the embedded registry (printed before the token)
+	Router     string // http://host:port of the router's HTTP listener, if it has one
 
 	cmd  *exec.Cmd
 	errs string // file holding the server's stderr
@@ -109,6 +110,9 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 			}
 			if v, ok := strings.CutPrefix(l, "API URL: "); ok {
 				s.URL = strings.TrimSpace(v)
+			}
+			if v, ok := strings.CutPrefix(l, "Router http: "); ok {
+				s.Router = strings.TrimSpace(v)
 			}
 			if v, ok := strings.CutPrefix(l, "Registry: "); ok {
 				s.Registry = strings.TrimSpace(v)

@@ -24,6 +24,8 @@ import (
 // buildConfig is the settings of builds from source.
 type buildConfig struct {
 	parallel, memoryMB, timeout, maxSourceMB string
+	network                                  string // "true": RUN steps share the server's network namespace
+	logRetention                             string
 	gitAddr                                  string // HTTPS git listener; "" serves git on the API listener only
 }
 
@@ -36,6 +38,8 @@ func buildFlags(fs *flag.FlagSet, c *buildConfig) {
 	str(&c.memoryMB, "build-memory", "SKIFF_BUILD_MEMORY", "1024", "memory limit of each build step's container, in MB")
 	str(&c.timeout, "build-timeout", "SKIFF_BUILD_TIMEOUT", "15m", "a build that runs longer fails")
 	str(&c.maxSourceMB, "build-max-source", "SKIFF_BUILD_MAX_SOURCE", "1024", "largest source tarball and build layer, in MB")
+	str(&c.network, "build-network", "SKIFF_BUILD_NETWORK", "false", "let RUN steps use the host's network (true: trusted Dockerfiles only; they also reach the host's local services)")
+	str(&c.logRetention, "build-log-retention", "SKIFF_BUILD_LOG_RETENTION", "720h", "how long a finished build's output is kept")
 	str(&c.gitAddr, "git-addr", "SKIFF_GIT_ADDR", "", "address of the HTTPS git listener (certificate from the local CA); git is also served over HTTP on the API address")
 }
 
@@ -62,6 +66,14 @@ func startBuilds(ctx context.Context, cfg *serverConfig, p *platform.Platform, i
 	if err != nil || maxSrc < 1 {
 		return nil, nil, fmt.Errorf("--build-max-source %q: want a number of MB", bc.maxSourceMB)
 	}
+	network, err := strconv.ParseBool(bc.network)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--build-network %q: want true or false", bc.network)
+	}
+	logRetention, err := time.ParseDuration(bc.logRetention)
+	if err != nil || logRetention <= 0 {
+		return nil, nil, fmt.Errorf("--build-log-retention %q: want a duration such as 720h", bc.logRetention)
+	}
 	dir := filepath.Join(cfg.dataDir, "builds")
 	rt, err := runtime.New(runtime.Config{Runc: cfg.runc, Root: filepath.Join(cfg.dataDir, "runc-builds"),
 		Dir: filepath.Join(dir, "containers"), CgroupParent: cfg.dynoBridge + "-builds"})
@@ -76,10 +88,10 @@ func startBuilds(ctx context.Context, cfg *serverConfig, p *platform.Platform, i
 	if err != nil {
 		return nil, nil, fmt.Errorf("builds: %w", err)
 	}
-	b := &build.Builder{Images: images, Runtime: rt, Init: init,
+	b := &build.Builder{Images: images, Runtime: rt, Init: init, Network: network,
 		Limits: build.Limits{Memory: mem << 20, Timeout: timeout, MaxLayerBytes: maxSrc << 20}}
 	svc, err := build.New(ctx, build.Config{Platform: p, Builder: b, Dir: dir, URL: apiURL, Parallel: parallel,
-		MaxSourceBytes: maxSrc << 20, HookBinary: exe, Logger: log})
+		MaxSourceBytes: maxSrc << 20, HookBinary: exe, LogRetention: logRetention, Logger: log})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -94,11 +106,15 @@ func startBuilds(ctx context.Context, cfg *serverConfig, p *platform.Platform, i
 
 // holdBuiltImages lets the image garbage collector (the registry's
 // releaser, when the registry runs) keep what builds make until their
-// releases name it. Builds keep their stacks through the platform's list
-// of images in use.
+// releases name it, and publishes built images to the app's registry
+// repositories. Builds keep their stacks through the platform's list of
+// images in use.
 func holdBuiltImages(builds *build.Service, images api.Images) {
 	if h, ok := images.(interface{ Hold(id string) }); ok {
 		builds.SetHold(h.Hold)
+	}
+	if r, ok := images.(*releaser); ok {
+		builds.SetPublish(r.Publish)
 	}
 }
 

@@ -203,6 +203,12 @@ func (r *releaser) Hold(id string) {
 	r.mu.Unlock()
 }
 
+// Publish puts a built image into the registry repository <app>/<typ> as
+// its latest, sharing the image store's blob files (see build.Publisher).
+func (r *releaser) Publish(ctx context.Context, app, typ, id string) (string, error) {
+	return r.reg.Publish(ctx, r.images, app, typ, id, "latest")
+}
+
 func (r *releaser) prepare(ctx context.Context, app string, u platform.ImageUpdate) error {
 	if _, err := r.images.Resolve(u.Image); err != nil {
 		_, err := r.reg.Import(ctx, r.images, app, u.Type, u.Image)

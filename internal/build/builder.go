@@ -78,6 +78,11 @@ type Builder struct {
 	// Base resolves a FROM name that is not a stage to an image id in
 	// Images (the imported stacks); nil accepts only digests.
 	Base func(name string) (string, error)
+	// Network runs RUN steps in the server's own network namespace, so
+	// they reach whatever the host reaches (package mirrors, and also the
+	// host's local services): for trusted Dockerfiles only. Off, a step
+	// has a namespace of its own with only lo.
+	Network bool
 }
 
 // Request is one image to build.
@@ -809,11 +814,15 @@ func (r *run) runStep(st *state, in *instruction) error {
 	id := "build-" + randHex(6)
 	r.printf(" ---> Running in %s\n", id)
 	out := r.req.Out
+	netns := ""
+	if r.b.Network {
+		netns = fmt.Sprintf("/proc/%d/ns/net", os.Getpid())
+	}
 	c, err := r.b.Runtime.Start(r.ctx, runtime.Spec{
 		ID: id, Lowers: st.lowerDirs(), Args: args, Env: runEnv, Cwd: orRoot(st.cfg.WorkingDir),
 		Hostname: "build", UID: uid, GID: gid,
 		MemoryLimit: r.lim.Memory, PidsLimit: r.lim.Pids, CPUShares: r.lim.CPUShares,
-		Init: r.b.Init, Upper: upper, Stdout: out, Stderr: out,
+		Init: r.b.Init, Upper: upper, Stdout: out, Stderr: out, NetnsPath: netns,
 	})
 	if err != nil {
 		if r.ctx.Err() != nil {

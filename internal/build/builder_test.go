@@ -6,6 +6,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -287,5 +290,31 @@ func TestBuildAddArchive(t *testing.T) {
 	}
 	if _, ok := e.fileIn(res.Image, "srv/assets.tar.gz"); ok {
 		t.Error("the archive itself was copied")
+	}
+}
+
+// TestBuildNetwork runs a RUN step that fetches from a server on the
+// host's loopback: it fails with the network off (the default: the step
+// has only its own lo) and succeeds with Builder.Network.
+func TestBuildNetwork(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "from the host\n") }))
+	t.Cleanup(srv.Close)
+	e := newEnv(t)
+	df := "FROM busybox\nRUN wget -q -O /fetched " + srv.URL + "/\n"
+	for _, network := range []bool{false, true} {
+		e.b.Network = network
+		res, out, err := e.build(e.context(map[string]string{"Dockerfile": df}), nil)
+		if !network {
+			if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "returned a non-zero code") {
+				t.Errorf("network off: %v\n%s", err, out)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("network on: %v\n%s", err, out)
+		}
+		if got, _ := e.fileIn(res.Image, "fetched"); got != "from the host\n" {
+			t.Errorf("network on: /fetched = %q", got)
+		}
 	}
 }

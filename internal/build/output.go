@@ -99,7 +99,8 @@ func (l *outputLog) Follow(ctx context.Context, w io.Writer, flush func()) error
 func copyFinished(path string, w io.Writer) error {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		_, err = io.WriteString(w, "=== The output of this build is no longer kept\n")
+		return err
 	}
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -40,14 +41,34 @@ type Config struct {
 	// HookBinary is the executable git's pre-receive hook runs as
 	// `<HookBinary> git-hook` (the skiff binary).
 	HookBinary string
-	Logger     *slog.Logger
+	// LogRetention is how long a finished build's output is kept (its
+	// output_stream_url then says it is no longer kept). Default 30 days.
+	LogRetention time.Duration
+	// SourceRetention is how long an uploaded source (POST
+	// /apps/{app}/sources) and an unused upload slot are kept, as
+	// Heroku's source URLs expire. Default one hour.
+	SourceRetention time.Duration
+	Logger          *slog.Logger
 }
+
+// sweepEvery is how often old logs and sources are removed.
+const sweepEvery = time.Hour
 
 // SetHold gives the service a function it calls with each image it has
 // built, before the release that names it is recorded: the image garbage
 // collector keeps such images for a grace period (they are referenced by
 // nothing yet). Call it before the first build.
 func (s *Service) SetHold(hold func(imageID string)) { s.hold = hold }
+
+// Publisher puts a built image into the app's registry repository
+// <app>/<typ>, tagged latest, and returns its manifest digest.
+type Publisher func(ctx context.Context, app, typ, imageID string) (string, error)
+
+// SetPublish gives the service the embedded registry: a successful build
+// publishes each built image to its process type's repository before the
+// release is created (a failure to publish fails the build). Call it
+// before the first build.
+func (s *Service) SetPublish(publish Publisher) { s.publish = publish }
 
 // Service runs builds: one at a time per app, up to Parallel at once.
 type Service struct {
@@ -59,7 +80,8 @@ type Service struct {
 	running  map[string]*running // by build id
 	hooks    map[string]hookGrant
 
-	hold func(imageID string) // see SetHold
+	hold    func(imageID string) // see SetHold
+	publish Publisher            // see SetPublish
 
 	ctx    context.Context // cancelled by Close: running builds fail
 	cancel context.CancelCauseFunc
@@ -88,6 +110,12 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.LogRetention <= 0 {
+		cfg.LogRetention = 30 * 24 * time.Hour
+	}
+	if cfg.SourceRetention <= 0 {
+		cfg.SourceRetention = time.Hour
+	}
 	for _, d := range []string{"logs", "cache", "sources", "work", "git"} {
 		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o700); err != nil {
 			return nil, fmt.Errorf("builds: %w", err)
@@ -108,7 +136,58 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	cfg.Builder.Base = func(name string) (string, error) {
 		return cfg.Platform.StackImage(context.Background(), name)
 	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(sweepEvery)
+		defer t.Stop()
+		for {
+			s.sweep(time.Now())
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	return s, nil
+}
+
+// sweep removes the output logs of builds that ended more than
+// LogRetention before now, and uploaded sources and slots older than
+// SourceRetention. A running build's log is written to, so it is never
+// old enough.
+func (s *Service) sweep(now time.Time) (logs, sources int) {
+	remove := func(dir string, older time.Duration, count *int) {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			s.cfg.Logger.Warn("builds: sweeping old files", "dir", dir, "err", err)
+			return
+		}
+		for _, e := range entries {
+			fi, err := e.Info()
+			if err != nil || !fi.Mode().IsRegular() || now.Sub(fi.ModTime()) <= older {
+				continue
+			}
+			if strings.HasSuffix(dir, "logs") {
+				s.mu.Lock()
+				_, live := s.running[strings.TrimSuffix(e.Name(), ".log")]
+				s.mu.Unlock()
+				if live {
+					continue
+				}
+			}
+			if err := os.Remove(filepath.Join(dir, e.Name())); err == nil {
+				*count++
+			}
+		}
+	}
+	remove(filepath.Join(s.cfg.Dir, "logs"), s.cfg.LogRetention, &logs)
+	remove(filepath.Join(s.cfg.Dir, "sources"), s.cfg.SourceRetention, &sources)
+	if logs+sources > 0 {
+		s.cfg.Logger.Info("builds: removed old files", "logs", logs, "sources", sources)
+	}
+	return logs, sources
 }
 
 // Close stops running builds (they fail) and waits for them to end.
@@ -334,6 +413,19 @@ func (s *Service) run(ctx context.Context, app *platform.App, b *platform.Build,
 			s.hold(res.Image)
 		}
 	}
+	if s.publish != nil {
+		for _, typ := range sortedKeys(p.images) {
+			if !repoComponent.MatchString(typ) {
+				fmt.Fprintf(out, "=== Not pushing %s to the registry: %s/%s is not a repository name (lower-case letters, digits, separators)\n", typ, app.Name, typ)
+				continue
+			}
+			md, err := s.publish(ctx, app.Name, typ, images[typ])
+			if err != nil {
+				return fmt.Errorf("publishing %s to the registry: %w", typ, err)
+			}
+			fmt.Fprintf(out, "=== Pushed %s to the registry: %s/%s:latest (%s)\n", typ, app.Name, typ, md)
+		}
+	}
 	procs := map[string]platform.Process{}
 	for typ, pp := range p.procs {
 		procs[typ] = platform.Process{Image: images[pp.image], Command: pp.command}
@@ -349,6 +441,10 @@ func (s *Service) run(ctx context.Context, app *platform.App, b *platform.Build,
 	}
 	return nil
 }
+
+// repoComponent is the OCI distribution spec's repository name component:
+// a process type that is not one has no registry repository.
+var repoComponent = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
 
 // userMessage is what a user reads about a failed build: the build's own
 // error, or a generic line for the platform's (logged in full).
@@ -368,7 +464,7 @@ func (s *Service) fetch(u, dir string) (string, error) {
 	if key, ok := strings.CutPrefix(u, s.sourcesURL()); ok {
 		f, err := os.Open(s.sourcePath(key))
 		if err != nil {
-			return "", fmt.Errorf("%w: source_blob.url: no uploaded source at %s", ErrFailed, u)
+			return "", fmt.Errorf("%w: source_blob.url: no uploaded source at %s (uploads are kept for %s)", ErrFailed, u, s.cfg.SourceRetention)
 		}
 		defer f.Close()
 		return s.unpackSource(f, dir)

@@ -174,6 +174,42 @@ func (s *server) releases(app string) []*platform.Release {
 	return l.Releases
 }
 
+// buildTar uploads files as a tarball to POST /apps/{app}/builds (app may
+// carry a query), waits for the build and checks its status.
+func (s *server) buildTar(app string, files map[string]string, status string) (buildResp, string) {
+	s.t.Helper()
+	name, query, _ := strings.Cut(app, "?")
+	path := "/apps/" + name + "/builds"
+	if query != "" {
+		path += "?" + query
+	}
+	var b buildResp
+	s.call("POST", path, "application/gzip", bytes.NewReader(tarball(s.t, files)), http.StatusCreated, &b)
+	out := s.output(b)
+	if got := s.build(name, b); got.Status != status {
+		s.t.Fatalf("build = %+v, want %s\n%s", got, status, out)
+	}
+	return b, out
+}
+
+// upload stores files as a tarball in a new upload slot of app (POST
+// /apps/{app}/sources, then PUT) and returns its get_url.
+func (s *server) upload(app string, files map[string]string) string {
+	s.t.Helper()
+	var src struct {
+		SourceBlob struct {
+			GetURL string `json:"get_url"`
+			PutURL string `json:"put_url"`
+		} `json:"source_blob"`
+	}
+	s.call("POST", "/apps/"+app+"/sources", "", nil, http.StatusCreated, &src)
+	req, _ := http.NewRequest("PUT", src.SourceBlob.PutURL, bytes.NewReader(tarball(s.t, files)))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		s.t.Fatalf("PUT source: %v %v", resp, err)
+	}
+	return src.SourceBlob.GetURL
+}
+
 // tarball makes a gzipped tarball of files (name → content).
 func tarball(t testing.TB, files map[string]string) []byte {
 	t.Helper()
@@ -296,20 +332,9 @@ func TestBuildsAPI(t *testing.T) {
 
 	// The skiff client's path: an upload slot, then a build of its URL;
 	// and a tarball posted directly.
-	var src struct {
-		SourceBlob struct {
-			GetURL string `json:"get_url"`
-			PutURL string `json:"put_url"`
-		} `json:"source_blob"`
-	}
-	s.call("POST", "/apps/tarapp/sources", "", nil, http.StatusCreated, &src)
-	req, _ := http.NewRequest("PUT", src.SourceBlob.PutURL, bytes.NewReader(tarball(t, app)))
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("PUT source: %v %v", resp, err)
-	}
 	var up buildResp
 	s.call("POST", "/apps/tarapp/builds", "application/json",
-		strings.NewReader(fmt.Sprintf(`{"source_blob":{"url":%q}}`, src.SourceBlob.GetURL)), http.StatusCreated, &up)
+		strings.NewReader(fmt.Sprintf(`{"source_blob":{"url":%q}}`, s.upload("tarapp", app))), http.StatusCreated, &up)
 	if out := s.output(up); s.build("tarapp", up).Status != "succeeded" {
 		t.Errorf("build of an uploaded source failed:\n%s", out)
 	}
@@ -356,12 +381,7 @@ run:
 		"worker/Dockerfile": "FROM busybox\nCOPY run.sh /work/\n",
 		"worker/run.sh":     "#!/bin/sh\necho worker\n",
 	}
-	var b buildResp
-	s.call("POST", "/apps/ymlapp/builds?version=feedface00", "application/gzip", bytes.NewReader(tarball(t, files)), http.StatusCreated, &b)
-	out := s.output(b)
-	if got := s.build("ymlapp", b); got.Status != "succeeded" {
-		t.Fatalf("build = %+v\n%s", got, out)
-	}
+	s.buildTar("ymlapp?version=feedface00", files, "succeeded")
 	rels := s.releases("ymlapp")
 	rel := rels[len(rels)-1]
 	web, worker := rel.Processes["web"], rel.Processes["worker"]

@@ -2,6 +2,7 @@ package image
 
 import (
 	"fmt"
+	"os"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -27,4 +28,20 @@ func (s *Store) ImageParts(id string) (*Parts, error) {
 		return nil, fmt.Errorf("image %s: %w", id, err)
 	}
 	return &Parts{Ref: ref, Manifest: m, Config: cfg}, nil
+}
+
+// BlobFile returns the file that holds the blob digest, for a reader on the
+// same file system that links content rather than copying it (the embedded
+// registry, when a build publishes its image). The file must not be
+// written to.
+func (s *Store) BlobFile(digest string) (string, error) {
+	hx, err := parseDigest(digest)
+	if err != nil {
+		return "", err
+	}
+	p := s.blobPath(hx)
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("blob %s: %w", digest, ErrNotFound)
+	}
+	return p, nil
 }

@@ -417,6 +417,19 @@ func TestRestart(t *testing.T) {
 	}
 }
 
+// checkShared checks that layer i of img is one file in the registry and
+// in the image store.
+func checkShared(t *testing.T, reg *Registry, store *image.Store, img v1.Image, i int) {
+	t.Helper()
+	layers, _ := img.Layers()
+	ld, _ := layers[i].Digest()
+	a, errA := os.Stat(reg.blobPath(digestParse(ld.String())))
+	b, errB := os.Stat(filepath.Join(store.Dir(), "blobs", "sha256", ld.Hex))
+	if errA != nil || errB != nil || !os.SameFile(a, b) {
+		t.Errorf("layer %d not shared: %v %v", i, errA, errB)
+	}
+}
+
 func digestOf(t *testing.T, img v1.Image) string {
 	t.Helper()
 	d, err := img.Digest()
@@ -452,13 +465,7 @@ func TestImportAndGC(t *testing.T) {
 		t.Fatalf("imported %s, want %s", ref.ID, cfg1)
 	}
 	// One copy on disk: the store's layer blob is the registry's file.
-	layers, _ := v1img.Layers()
-	ld, _ := layers[0].Digest()
-	a, errA := os.Stat(reg.blobPath(digestParse(ld.String())))
-	b, errB := os.Stat(filepath.Join(store.Dir(), "blobs", "sha256", ld.Hex))
-	if errA != nil || errB != nil || !os.SameFile(a, b) {
-		t.Errorf("layer not shared: %v %v", errA, errB)
-	}
+	checkShared(t, reg, store, v1img, 0)
 	im, err := store.Image(ref.ID)
 	if err != nil || len(im.Layers) != 2 || im.Config.Cmd[0] != "/app" {
 		t.Fatalf("Image = %+v, %v", im, err)

@@ -1,9 +1,13 @@
 package e2e
 
 import (
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -26,15 +30,75 @@ func git(t *testing.T, dir string, ok bool, args ...string) string {
 	return string(out)
 }
 
+// msgApp is a web app that answers "<first word of /msg.txt> built from
+// source": a one-file change to msg.txt changes its answer.
+const msgApp = `package main
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+)
+
+func main() {
+	msg, _ := os.ReadFile("/msg.txt")
+	msg = bytes.TrimSpace(msg)
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, "%s built from source\n", msg) })
+	if err := http.ListenAndServe(":"+os.Getenv("PORT"), nil); err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+}
+`
+
+// routed GETs / of app through the router and returns the body.
+func routed(t *testing.T, s *server, app string) (string, error) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", s.RouterURL+"/", nil)
+	req.Host = app + ".localhost"
+	res, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%s: %q", res.Status, b)
+	}
+	return string(b), err
+}
+
+// waitRouted waits until app answers want through the router.
+func waitRouted(t *testing.T, s *server, app, want string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		got, err := routed(t, s, app)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s through the router = %q, %v; want %q", app, got, err, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // TestGitPushBuild imports a busybox base image with `skiff stack:import`,
 // pushes a repository with a multi-stage Dockerfile with the real git
-// client, and sees the build's output as remote: lines, the release and
-// the web dyno up on it; then a broken Dockerfile fails `skiff deploy`.
+// client, and sees the build's output as remote: lines, the image in the
+// app's registry repository (skopeo pulls it), the release and the app
+// answering through the router; a second push of a one-file change is
+// served through the router with no failed request during the switch
+// (preboot); after garbage collections, rollbacks to either built release
+// serve its image again; then a broken Dockerfile fails `skiff deploy`.
 func TestGitPushBuild(t *testing.T) {
 	t.Parallel()
 	dataDir := t.TempDir()
-	const bridge, subnet = "skbd1", "10.213.236.0/24"
-	s := startServerIn(t, dataDir, true, "--dynos=true", "--dyno-bridge", bridge, "--dyno-subnet", subnet, "--git-addr", "127.0.0.1:0")
+	const bridge, subnet = "skb2e1", "10.213.228.0/24"
+	s := startServerIn(t, dataDir, true, "--dynos=true", "--dyno-bridge", bridge, "--dyno-subnet", subnet, "--git-addr", "127.0.0.1:0",
+		"--registry-addr", "127.0.0.1:0", "--registry-gc-interval", "2s", "--registry-gc-grace", "5s")
 	gitHost := ""
 	for _, line := range strings.Split(s.stdout.String(), "\n") {
 		if v, ok := strings.CutPrefix(line, "Git URL: https://"); ok {
@@ -55,17 +119,19 @@ func TestGitPushBuild(t *testing.T) {
 	h.ok(t, "apps:create", "pushapp")
 
 	repo := t.TempDir()
-	bin, err := os.ReadFile(imagetest.GoBinary(t, buildtest.WebApp))
+	bin, err := os.ReadFile(imagetest.GoBinary(t, msgApp))
 	if err != nil {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(repo, "web"), bin, 0o755)
+	os.WriteFile(filepath.Join(repo, "msg.txt"), []byte("one\n"), 0o644)
 	os.WriteFile(filepath.Join(repo, "Dockerfile"), []byte(`FROM busybox AS build
 WORKDIR /out
 COPY web ./
 RUN test -x web && echo "the binary is ready"
 FROM scratch
 COPY --from=build /out/web /web
+COPY msg.txt /msg.txt
 CMD ["/web"]
 `), 0o644)
 	git(t, repo, true, "init", "-q", "-b", "main")
@@ -75,7 +141,7 @@ CMD ["/web"]
 	remote := strings.Replace(s.URL, "http://", "http://heroku:"+s.AdminToken+"@", 1) + "/pushapp.git"
 
 	out := git(t, repo, true, "push", remote, "main")
-	for _, want := range []string{"remote: Step 4/7 : RUN test -x web", "remote: the binary is ready", "remote: === Released v3 (web)"} {
+	for _, want := range []string{"remote: Step 4/8 : RUN test -x web", "remote: the binary is ready", "remote: === Released v3 (web)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("git push output lacks %q:\n%s", want, out)
 		}
@@ -83,6 +149,23 @@ CMD ["/web"]
 	res = h.ok(t, "releases", "-a", "pushapp")
 	wantContains(t, res, "stdout", "Deploy "+commit[:8])
 	waitPS(t, h, "pushapp", "web.1=up")
+	waitRouted(t, s, "pushapp", "one built from source\n")
+
+	// The built image is the app's pushapp/web:latest in the registry:
+	// skopeo reads its manifest and copies it whole.
+	m := regexp.MustCompile(`remote: === Pushed web to the registry: pushapp/web:latest \((sha256:[0-9a-f]{64})\)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("git push output does not say the image was pushed:\n%s", out)
+	}
+	ref := "docker://" + s.Registry + "/pushapp/web:latest"
+	insp, err := exec.Command("skopeo", "inspect", "--tls-verify=false", "--creds", "_:"+s.AdminToken, ref).CombinedOutput()
+	if err != nil || !strings.Contains(string(insp), `"Digest": "`+m[1]+`"`) {
+		t.Errorf("skopeo inspect %s: %v, want digest %s\n%s", ref, err, m[1], insp)
+	}
+	pulled := filepath.Join(t.TempDir(), "pulled")
+	if out, err := exec.Command("skopeo", "copy", "--src-tls-verify=false", "--src-creds", "_:"+s.AdminToken, ref, "oci:"+pulled+":web").CombinedOutput(); err != nil {
+		t.Errorf("skopeo copy %s: %v\n%s", ref, err, out)
+	}
 
 	res = s.skiff(t, s.AdminToken, "builds", "-a", "pushapp")
 	wantContains(t, res, "stdout", "succeeded")
@@ -113,14 +196,34 @@ CMD ["/web"]
 	if got := inRepo(true, "git", "remote", "get-url", "heroku"); strings.TrimSpace(got) != "https://"+gitHost+"/pushapp.git" {
 		t.Fatalf("heroku remote = %q", got)
 	}
-	os.WriteFile(filepath.Join(repo, "README"), []byte("second deploy\n"), 0o644)
-	inRepo(true, "git", "add", "README")
-	inRepo(true, "git", "commit", "-q", "-m", "readme")
+	// A one-file change, pushed while clients keep asking through the
+	// router: with preboot the new release takes over with no failed
+	// request, and answers with the change.
+	h.ok(t, "features:enable", "preboot", "-a", "pushapp")
+	os.WriteFile(filepath.Join(repo, "msg.txt"), []byte("two\n"), 0o644)
+	inRepo(true, "git", "add", "msg.txt")
+	inRepo(true, "git", "commit", "-q", "-m", "second message")
+	l := startLoad(t, s.RouterURL+"/", "pushapp.localhost", 2)
 	out = inRepo(true, "git", "push", "heroku", "main")
-	if !strings.Contains(out, "remote: === Released v4 (web)") {
-		t.Errorf("git push heroku main:\n%s", out)
+	if !strings.Contains(out, "remote: === Released v4 (web)") || !strings.Contains(out, "remote:  ---> Using cache") {
+		t.Errorf("git push heroku main (want v4, the unchanged steps from the cache):\n%s", out)
+	}
+	waitRouted(t, s, "pushapp", "two built from source\n")
+	time.Sleep(300 * time.Millisecond)
+	l.end(t, "git push of a one-file change")
+	if l.dynos["one"] == 0 || l.dynos["two"] == 0 {
+		t.Errorf("answers during the push: %v, want both the old and the new", l.dynos)
 	}
 	waitPS(t, h, "pushapp", "web.1=up")
+
+	// Once garbage collections have run past their grace period, a
+	// rollback to the first built release still finds its image and
+	// serves it.
+	time.Sleep(8 * time.Second)
+	h.ok(t, "rollback", "v3", "-a", "pushapp")
+	waitRouted(t, s, "pushapp", "one built from source\n")
+	h.ok(t, "rollback", "v4", "-a", "pushapp")
+	waitRouted(t, s, "pushapp", "two built from source\n")
 
 	// `skiff deploy DIR` with a broken Dockerfile: the output shows the
 	// failure, the command fails, the release and the dyno stay.
@@ -132,13 +235,14 @@ CMD ["/web"]
 	}
 	wantContains(t, res, "stdout", "returned a non-zero code: 3")
 	res = h.ok(t, "releases", "-a", "pushapp")
-	wantNotContains(t, res, "stdout", "v5")
+	wantNotContains(t, res, "stdout", "v7")
 	waitPS(t, h, "pushapp", "web.1=up")
 
 	// heroku.yml: a web and a worker image, and a release command that
-	// runs as a release dyno before v5 becomes current.
+	// runs as a release dyno before v7 becomes current.
 	yml := t.TempDir()
 	os.WriteFile(filepath.Join(yml, "web"), bin, 0o755)
+	os.WriteFile(filepath.Join(yml, "msg.txt"), []byte("three\n"), 0o644)
 	df, _ := os.ReadFile(filepath.Join(repo, "Dockerfile"))
 	os.WriteFile(filepath.Join(yml, "Dockerfile"), df, 0o644)
 	os.MkdirAll(filepath.Join(yml, "worker"), 0o755)
@@ -159,16 +263,16 @@ run:
 	if res.Code != 0 {
 		t.Fatalf("skiff deploy of heroku.yml:\n%s", res.describe(""))
 	}
-	wantContains(t, res, "stdout", "=== Released v5 (release, web, worker)")
+	wantContains(t, res, "stdout", "=== Released v7 (release, web, worker)")
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var rel struct{ Status, Description string }
-		s.apiJSON(t, s.AdminToken, "GET", "/apps/pushapp/releases/5", nil, "", 200, &rel)
+		s.apiJSON(t, s.AdminToken, "GET", "/apps/pushapp/releases/7", nil, "", 200, &rel)
 		if rel.Status == "succeeded" && rel.Description == "Deploy v2.0" {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("release v5 = %+v, want succeeded once its release command ran", rel)
+			t.Fatalf("release v7 = %+v, want succeeded once its release command ran", rel)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
