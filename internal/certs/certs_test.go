@@ -419,3 +419,43 @@ func BenchmarkGetCertificate(b *testing.B) {
 		m.GetCertificate(hellos[i%len(hellos)])
 	}
 }
+
+// TestRenewAt: a certificate is renewed RenewBefore ahead of expiry, or
+// with a third of its lifetime left when that is sooner (a CA issuing
+// certificates shorter-lived than RenewBefore).
+func TestRenewAt(t *testing.T) {
+	ca, err := pki.Open(filepath.Join(t.TempDir(), "ca"), "Renewal CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &Manager{cfg: Config{RenewBefore: 30 * 24 * time.Hour}}
+	for _, tc := range []struct {
+		lifetime time.Duration
+		window   time.Duration // renewal this long before expiry
+	}{
+		{90 * 24 * time.Hour, 30 * 24 * time.Hour},
+		{6 * 24 * time.Hour, 0}, // a third of the lifetime
+		{30 * time.Second, 0},
+	} {
+		c, err := ca.Issue([]string{"renew.example"}, tc.lifetime)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chain := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}))
+		leaf := c.Leaf
+		got := m.renewAt(&platform.ACMECert{CertificateChain: chain, NotAfter: leaf.NotAfter})
+		window := tc.window
+		if window == 0 { // pki backdates NotBefore: the lifetime is the certificate's own
+			window = leaf.NotAfter.Sub(leaf.NotBefore) / 3
+		}
+		want := leaf.NotAfter.Add(-window)
+		if !got.Equal(want) {
+			t.Errorf("lifetime %s: renew at %s before expiry, want %s", tc.lifetime, leaf.NotAfter.Sub(got), leaf.NotAfter.Sub(want))
+		}
+	}
+	// A chain that does not parse: RenewBefore.
+	exp := time.Now().Add(90 * 24 * time.Hour)
+	if got := m.renewAt(&platform.ACMECert{CertificateChain: "junk", NotAfter: exp}); !got.Equal(exp.Add(-30 * 24 * time.Hour)) {
+		t.Errorf("unparsable chain: renew at %s, want 30 days before expiry", got)
+	}
+}

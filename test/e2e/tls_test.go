@@ -138,7 +138,9 @@ func TestRouterACM(t *testing.T) {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	pebble := pebbletest.Start(t, port)
+	// Certificates valid for 20 s: the server renews each with a third of
+	// its lifetime left, so the test sees a renewal too.
+	pebble := pebbletest.Start(t, port, pebbletest.Validity(20*time.Second))
 	const domain = "acm.example.test"
 	pebble.Resolve(t, domain, "127.0.0.1")
 	s := startServerIn(t, dataDir, true, "--dynos=true", "--dyno-bridge", "sktl2", "--dyno-subnet", "10.213.225.0/24",
@@ -181,7 +183,30 @@ func TestRouterACM(t *testing.T) {
 	waitPS(t, h, "acmapp", "web.1=up")
 	roots := pebble.IssuerRoots(t)
 	leaf, body := pollTLS(t, s.RouterTLSURL, domain, roots, "web.1 https HTTP/1.1")
-	t.Logf("HTTPS %s: issuer %q, %q", domain, leaf.Issuer.CommonName, body)
+	t.Logf("HTTPS %s: issuer %q, valid %s to %s, %q", domain, leaf.Issuer.CommonName, leaf.NotBefore, leaf.NotAfter, body)
+
+	// Renewal: a new certificate replaces it before it expires, and the
+	// domain stays "cert issued" throughout.
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		renewed, _, err := getTLS(s.RouterTLSURL, domain, roots)
+		if err != nil {
+			t.Fatalf("https://%s/ while renewing: %v", domain, err)
+		}
+		if renewed != nil && !renewed.Equal(leaf) {
+			t.Logf("renewed: valid %s to %s", renewed.NotBefore, renewed.NotAfter)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s's certificate (expiring %s) was not renewed", domain, leaf.NotAfter)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	wantMatch(t, h.ok(t, "certs:auto", "-a", "acmapp"), "stdout", `acm\.example\.test\s+Cert issued`)
+	// One certificate per renewal, not a storm of them.
+	if n := strings.Count(s.stderr.String(), "acme: certificate issued"); n > 3 {
+		t.Errorf("%d certificates issued for one domain within a minute", n)
+	}
 }
 
 // routerGet sends GET / with the given Host to the router over plain HTTP.

@@ -36,9 +36,18 @@ type CA struct {
 	pmgmt     string         // pebble's management URL (its issuing roots)
 }
 
+// Option changes pebble's configuration.
+type Option func(cfg map[string]any)
+
+// Validity makes pebble issue certificates valid for d (whole seconds),
+// for tests of renewal.
+func Validity(d time.Duration) Option {
+	return func(cfg map[string]any) { cfg["certificateValidityPeriod"] = uint64(d / time.Second) }
+}
+
 // Start runs pebble and pebble-challtestsrv until the test ends. httpPort
 // is the port pebble's validation authority dials for HTTP-01 challenges.
-func Start(t testing.TB, httpPort int) *CA {
+func Start(t testing.TB, httpPort int, opts ...Option) *CA {
 	t.Helper()
 	dir := t.TempDir()
 	ca, err := pki.Open(filepath.Join(dir, "pki"), "pebbletest CA")
@@ -75,6 +84,9 @@ func Start(t testing.TB, httpPort int) *CA {
 		"httpPort": httpPort, "tlsPort": freePort(t, false),
 		"ocspResponderURL": "", "externalAccountBindingRequired": false,
 	}}
+	for _, o := range opts {
+		o(cfg["pebble"].(map[string]any))
+	}
 	b, _ := json.Marshal(cfg)
 	cfgFile := write("pebble.json", b)
 	start(t, "pebble", []string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0"}, "-config", cfgFile, "-dnsserver", "127.0.0.1:"+strconv.Itoa(dnsPort))
