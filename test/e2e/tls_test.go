@@ -59,6 +59,23 @@ func TestRouterCustomDomainsAndCerts(t *testing.T) {
 		t.Errorf("%s still routed %s after domains:remove, want within 100ms", domain, took)
 	}
 
+	// Timed from the API's answer, as a script adding a domain sees it.
+	if st, b := s.api(t, s.AdminToken, "POST", "/apps/tlsapp/domains", map[string]any{"hostname": "api.example.test", "sni_endpoint": nil}, ""); st != 201 {
+		t.Fatalf("POST /apps/tlsapp/domains: %d %s", st, b)
+	}
+	took = pollRouter(t, s.RouterURL, "API.example.test.", 200, "web.1 http HTTP/1.1")
+	t.Logf("api.example.test routed %s after POST /apps/tlsapp/domains answered", took)
+	if took > 100*time.Millisecond {
+		t.Errorf("api.example.test reached the dyno %s after the API added it, want within 100ms", took)
+	}
+
+	// A wildcard domain answers for one label more.
+	h.ok(t, "domains:add", "*.wild.example.test", "-a", "tlsapp")
+	pollRouter(t, s.RouterURL, "a.wild.example.test:80", 200, "web.1 http HTTP/1.1")
+	if st, b := routerGet(t, s.RouterURL, "a.b.wild.example.test"); st != 404 {
+		t.Errorf("a.b.wild.example.test: %d %.100q, want the no-such-app 404", st, b)
+	}
+
 	// An uploaded certificate, from a CA of the test's own. Uploaded before
 	// the domain is added, so certs:add asks nothing; the domain then finds
 	// it by name.
@@ -77,6 +94,16 @@ func TestRouterCustomDomainsAndCerts(t *testing.T) {
 		t.Errorf("%s served a certificate issued by %q, want the uploaded one", domain, leaf.Issuer.CommonName)
 	}
 	t.Logf("HTTPS %s: %q", domain, body)
+
+	// A wildcard certificate serves the wildcard domain's names.
+	wcrt, wkey := writeCert(t, ca, dir, "wild", "*.wild.example.test")
+	// The CLI offers no association for a wildcard: the domain finds the
+	// app's certificate by name.
+	h.ok(t, "certs:add", wcrt, wkey, "-a", "tlsapp")
+	leaf, _ = pollTLS(t, s.RouterTLSURL, "b.wild.example.test", ca.Pool(), "web.1 https HTTP/1.1")
+	if leaf.Issuer.CommonName != "Throwaway CA" {
+		t.Errorf("b.wild.example.test served a certificate issued by %q, want the uploaded wildcard", leaf.Issuer.CommonName)
+	}
 
 	// The default host keeps the platform's certificate, from the local CA.
 	caPEM, err := os.ReadFile(filepath.Join(dataDir, "pki", pki.CertFile))
