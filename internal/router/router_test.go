@@ -925,12 +925,18 @@ func TestACMEChallenge(t *testing.T) {
 	a := dyno(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "app") })
 	cfg := fastConfig()
 	cfg.ACME = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/unknown") {
+			http.NotFound(w, r)
+			return
+		}
 		io.WriteString(w, "token for "+r.Host+r.URL.Path)
 	})
 	h := start(t, cfg, app("alpha", a))
 	for _, tc := range []struct{ host, path, want string }{
 		{"custom.example.org", "/.well-known/acme-challenge/abc", "token for custom.example.org/.well-known/acme-challenge/abc"},
 		{"alpha.skiff.test", "/", "app"},
+		// A token the handler does not know: the app answers (its own ACME client).
+		{"alpha.skiff.test", "/.well-known/acme-challenge/unknown", "app"},
 	} {
 		if _, body := get(t, h, tc.host, tc.path); body != tc.want {
 			t.Errorf("%s%s: %q", tc.host, tc.path, body)
