@@ -69,6 +69,20 @@ func TestRouterCustomDomainsAndCerts(t *testing.T) {
 		t.Errorf("api.example.test reached the dyno %s after the API added it, want within 100ms", took)
 	}
 
+	// A challenge path the server has no token for goes to the app, which
+	// may answer its own ACME challenges.
+	req, _ := http.NewRequest("GET", s.RouterURL+"/.well-known/acme-challenge/apps-own-token", nil)
+	req.Host = "api.example.test"
+	if res, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || string(b) != "web.1 http HTTP/1.1" {
+			t.Errorf("unknown ACME token: %d %.100q, want the dyno's answer", res.StatusCode, b)
+		}
+	}
+
 	// A wildcard domain answers for one label more.
 	h.ok(t, "domains:add", "*.wild.example.test", "-a", "tlsapp")
 	pollRouter(t, s.RouterURL, "a.wild.example.test:80", 200, "web.1 http HTTP/1.1")
