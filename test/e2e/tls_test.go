@@ -245,8 +245,32 @@ func TestRouterACM(t *testing.T) {
 	}
 	wantMatch(t, h.ok(t, "certs:auto", "-a", "acmapp"), "stdout", `acm\.example\.test\s+Cert issued`)
 	// One certificate per renewal, not a storm of them.
-	if n := strings.Count(s.stderr.String(), "acme: certificate issued"); n > 3 {
+	if n := strings.Count(s.stderr.String(), `msg="acme: certificate issued" domain=acm.example.test`); n > 3 {
 		t.Errorf("%d certificates issued for one domain within a minute", n)
+	}
+
+	// Domains added with ACM on are queued at once; one whose DNS does
+	// not reach the router fails with the CA's reason, and the router
+	// keeps serving it the platform's certificate.
+	pebble.Resolve(t, "lost.example.test", "127.0.0.2")
+	h.ok(t, "domains:add", "late.example.test", "-a", "acmapp")
+	h.ok(t, "domains:add", "lost.example.test", "-a", "acmapp")
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		res = h.ok(t, "certs:auto", "-a", "acmapp")
+		if regexp.MustCompile(`late\.example\.test\s+Cert issued`).MatchString(res.Stdout) &&
+			regexp.MustCompile(`lost\.example\.test\s+Failing`).MatchString(res.Stdout) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("late.example.test not issued or lost.example.test not failing:\n%s", res.Stdout)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	wantMatch(t, res, "stdout", `lost\.example\.test\s+Failing\s+HTTP-01 validation of lost\.example\.test failed: .*127\.0\.0\.2`)
+	pollTLS(t, s.RouterTLSURL, "late.example.test", roots, "web.1 https HTTP/1.1")
+	if _, err := tlsDial(s.RouterTLSURL, "lost.example.test", roots); err == nil {
+		t.Error("lost.example.test is served a certificate from pebble, want none (the platform's)")
 	}
 }
 
