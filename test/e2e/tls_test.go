@@ -108,6 +108,20 @@ func TestRouterCustomDomainsAndCerts(t *testing.T) {
 		t.Errorf("%s served a certificate issued by %q, want the uploaded one", domain, leaf.Issuer.CommonName)
 	}
 	t.Logf("HTTPS %s: %q", domain, body)
+	// HTTP/2 to the client by ALPN, HTTP/1.1 to the dyno.
+	tr := &http.Transport{TLSClientConfig: &tls.Config{ServerName: domain, RootCAs: ca.Pool()}, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	req, _ = http.NewRequest("GET", "https://"+strings.TrimPrefix(s.RouterTLSURL, "https://")+"/", nil)
+	req.Host = domain
+	if res, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req); err != nil {
+		t.Errorf("HTTP/2 to %s: %v", domain, err)
+	} else {
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.ProtoMajor != 2 || string(b) != "web.1 https HTTP/1.1" {
+			t.Errorf("HTTP/2 to %s: %s %d %q", domain, res.Proto, res.StatusCode, b)
+		}
+	}
 
 	// A wildcard certificate serves the wildcard domain's names.
 	wcrt, wkey := writeCert(t, ca, dir, "wild", "*.wild.example.test")
@@ -136,6 +150,27 @@ func TestRouterCustomDomainsAndCerts(t *testing.T) {
 	}
 
 	// The router's line for a custom-domain request is in the app's log.
+	defer func() {
+		// Removed, the domain is served the platform's certificate again
+		// (and the no-such-app page).
+		h.ok(t, "domains:remove", domain, "-a", "tlsapp")
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			c, err := tlsDial(s.RouterTLSURL, domain, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			issuer := c.ConnectionState().PeerCertificates[0].Issuer.CommonName
+			c.Close()
+			if issuer == "Skiff local CA" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s after domains:remove: certificate from %q, want the platform's", domain, issuer)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
 	deadline := time.Now().Add(10 * time.Second)
 	re := regexp.MustCompile(`(?m)^\S+ heroku\[router\]: at=info method=GET path="/" host=www\.example\.test request_id=[0-9a-f-]{36} fwd="127\.0\.0\.1" dyno=web\.1 connect=\d+ms service=\d+ms status=200 bytes=\d+ protocol=https$`)
 	for {
@@ -307,9 +342,9 @@ func pollRouter(t *testing.T, routerURL, host string, status int, want string) t
 }
 
 // tlsDial handshakes with the router's HTTPS address for sni, verifying the
-// chain against roots, and returns the connection.
+// chain against roots (nil: no verification), and returns the connection.
 func tlsDial(routerTLSURL, sni string, roots *x509.CertPool) (*tls.Conn, error) {
-	d := &tls.Dialer{Config: &tls.Config{ServerName: sni, RootCAs: roots, NextProtos: []string{"http/1.1"}}}
+	d := &tls.Dialer{Config: &tls.Config{ServerName: sni, RootCAs: roots, NextProtos: []string{"http/1.1"}, InsecureSkipVerify: roots == nil}}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := d.DialContext(ctx, "tcp", strings.TrimPrefix(routerTLSURL, "https://"))
