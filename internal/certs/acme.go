@@ -103,17 +103,26 @@ func (m *Manager) pass(ctx context.Context) (next time.Time) {
 				}
 				continue
 			}
+			if m.retryLater(d.ID, now) { // a failed renewal waits like a failed issue
+				continue
+			}
 		case status == platform.ACMFailing:
-			m.mu.Lock()
-			a := m.tries[d.ID]
-			m.mu.Unlock()
-			if a != nil && now.Before(a.next) {
+			if m.retryLater(d.ID, now) {
 				continue
 			}
 		}
 		m.issue(ctx, d, status)
 	}
 	return next
+}
+
+// retryLater reports whether the domain's last order failed and its retry
+// is not yet due.
+func (m *Manager) retryLater(domainID string, now time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a := m.tries[domainID]
+	return a != nil && now.Before(a.next)
 }
 
 func (m *Manager) setStatus(ctx context.Context, d *platform.Domain, status, reason string) {

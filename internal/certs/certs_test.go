@@ -321,6 +321,45 @@ func TestACMEAgainstPebble(t *testing.T) {
 		t.Errorf("after renewal: %q, want cert issued", got)
 	}
 
+	// A failed renewal keeps the certificate serving and is retried after
+	// RetryDelay, not at every pass. (pebble reuses the valid authorization,
+	// so the failure comes from a manager whose CA is unreachable.)
+	down, err := New(ctx, Config{Source: f.p, Default: f.def, Log: quiet(), Directory: "https://127.0.0.1:1/dir",
+		Attempts: 3, RetryDelay: time.Minute, Now: clk.Now, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(renewed.NotAfter.Add(-29 * 24 * time.Hour))
+	wwwID := f.domain(t, "shop", "www.shop.example").ID
+	tries := func() int {
+		down.mu.Lock()
+		defer down.mu.Unlock()
+		if a := down.tries[wwwID]; a != nil {
+			return a.n
+		}
+		return 0
+	}
+	for i, want := range []int{1, 1} { // the second pass is before the retry is due
+		down.Pass(ctx)
+		if got := tries(); got != want {
+			t.Errorf("failed renewal, pass %d: %d attempts, want %d", i+1, got, want)
+		}
+	}
+	clk.Set(clk.Now().Add(2 * time.Minute))
+	down.Pass(ctx)
+	if got := tries(); got != 2 {
+		t.Errorf("failed renewal after RetryDelay: %d attempts, want 2", got)
+	}
+	if got := deref(f.domain(t, "shop", "www.shop.example").ACMStatus); got != platform.ACMCertIssued {
+		t.Errorf("after failed renewals: %q, want still cert issued", got)
+	}
+	if err := down.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c := serve(t, down, "www.shop.example"); !c.Equal(renewed) {
+		t.Error("a failed renewal changed the served certificate")
+	}
+
 	// Refresh retries the failed domain; with DNS fixed it succeeds.
 	pebble.Resolve(t, "fail.shop.example", "127.0.0.1")
 	if _, err := f.p.RefreshACM(ctx, f.admin, "shop"); err != nil {
