@@ -36,6 +36,9 @@ func startRouter(ctx context.Context, s routerSetup) (r *router.Router, stop fun
 	if off(s.httpAddr) && off(s.httpsAddr) {
 		return nil, func() {}, nil
 	}
+	if off(s.httpAddr) {
+		s.log.Warn("the router serves no plain HTTP (--router-http-addr off): ACM cannot answer the CA's HTTP-01 challenges")
+	}
 	r = router.New(router.Config{
 		GetCertificate: s.certs.GetCertificate,
 		ACME:           s.certs.ChallengeHandler(),

@@ -21,25 +21,49 @@ import (
 )
 
 // acmeLoop issues and renews certificates until ctx ends, looking for work
-// when woken and every Interval.
+// when woken, every Interval, and when the next renewal falls due.
 func (m *Manager) acmeLoop(ctx context.Context) {
-	tick := time.NewTicker(m.cfg.Interval)
-	defer tick.Stop()
+	t := time.NewTimer(m.cfg.Interval)
+	defer t.Stop()
 	for {
-		m.Pass(ctx)
+		next := m.pass(ctx)
+		wait := m.cfg.Interval
+		if !next.IsZero() {
+			wait = min(wait, max(next.Sub(m.cfg.Now()), time.Second))
+		}
+		t.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return
 		case <-m.wake:
-		case <-tick.C:
+		case <-t.C:
 		}
 	}
 }
 
+// renewAt is when a certificate is due for renewal: RenewBefore ahead of
+// its expiry, or with a third of its lifetime left if that is sooner, so
+// that a CA issuing short-lived certificates (shorter than RenewBefore)
+// does not have each one renewed as soon as it is issued.
+func (m *Manager) renewAt(c *platform.ACMECert) time.Time {
+	before := m.cfg.RenewBefore
+	if b, _ := pem.Decode([]byte(c.CertificateChain)); b != nil {
+		if leaf, err := x509.ParseCertificate(b.Bytes); err == nil {
+			before = min(before, leaf.NotAfter.Sub(leaf.NotBefore)/3)
+		}
+	}
+	return c.NotAfter.Add(-before)
+}
+
 // Pass does one round of ACME work: every custom domain of an ACM app that
-// is queued, due for a retry, or whose certificate expires within
-// RenewBefore gets a new certificate, one domain at a time.
-func (m *Manager) Pass(ctx context.Context) {
+// is queued, due for a retry, or whose certificate is due for renewal
+// (RenewBefore ahead of expiry, or with a third of its lifetime left if
+// sooner) gets a new certificate, one domain at a time.
+func (m *Manager) Pass(ctx context.Context) { m.pass(ctx) }
+
+// pass is Pass; it returns when the earliest renewal not yet due falls
+// due (zero: none).
+func (m *Manager) pass(ctx context.Context) (next time.Time) {
 	ds, err := m.cfg.Source.ACMDomains(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -54,9 +78,9 @@ func (m *Manager) Pass(ctx context.Context) {
 		}
 		return
 	}
-	expiry := map[string]time.Time{}
+	due := map[string]time.Time{}
 	for _, c := range set.ACME {
-		expiry[c.DomainID] = c.NotAfter
+		due[c.DomainID] = m.renewAt(c)
 	}
 	now := m.cfg.Now()
 	for _, d := range ds {
@@ -73,19 +97,32 @@ func (m *Manager) Pass(ctx context.Context) {
 		case status == platform.ACMFailed:
 			continue // until `heroku certs:auto:refresh`
 		case status == platform.ACMCertIssued:
-			if exp, ok := expiry[d.ID]; ok && exp.Sub(now) > m.cfg.RenewBefore {
+			if at, ok := due[d.ID]; ok && now.Before(at) {
+				if next.IsZero() || at.Before(next) {
+					next = at
+				}
+				continue
+			}
+			if m.retryLater(d.ID, now) { // a failed renewal waits like a failed issue
 				continue
 			}
 		case status == platform.ACMFailing:
-			m.mu.Lock()
-			a := m.tries[d.ID]
-			m.mu.Unlock()
-			if a != nil && now.Before(a.next) {
+			if m.retryLater(d.ID, now) {
 				continue
 			}
 		}
 		m.issue(ctx, d, status)
 	}
+	return next
+}
+
+// retryLater reports whether the domain's last order failed and its retry
+// is not yet due.
+func (m *Manager) retryLater(domainID string, now time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a := m.tries[domainID]
+	return a != nil && now.Before(a.next)
 }
 
 func (m *Manager) setStatus(ctx context.Context, d *platform.Domain, status, reason string) {

@@ -321,6 +321,45 @@ func TestACMEAgainstPebble(t *testing.T) {
 		t.Errorf("after renewal: %q, want cert issued", got)
 	}
 
+	// A failed renewal keeps the certificate serving and is retried after
+	// RetryDelay, not at every pass. (pebble reuses the valid authorization,
+	// so the failure comes from a manager whose CA is unreachable.)
+	down, err := New(ctx, Config{Source: f.p, Default: f.def, Log: quiet(), Directory: "https://127.0.0.1:1/dir",
+		Attempts: 3, RetryDelay: time.Minute, Now: clk.Now, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(renewed.NotAfter.Add(-29 * 24 * time.Hour))
+	wwwID := f.domain(t, "shop", "www.shop.example").ID
+	tries := func() int {
+		down.mu.Lock()
+		defer down.mu.Unlock()
+		if a := down.tries[wwwID]; a != nil {
+			return a.n
+		}
+		return 0
+	}
+	for i, want := range []int{1, 1} { // the second pass is before the retry is due
+		down.Pass(ctx)
+		if got := tries(); got != want {
+			t.Errorf("failed renewal, pass %d: %d attempts, want %d", i+1, got, want)
+		}
+	}
+	clk.Set(clk.Now().Add(2 * time.Minute))
+	down.Pass(ctx)
+	if got := tries(); got != 2 {
+		t.Errorf("failed renewal after RetryDelay: %d attempts, want 2", got)
+	}
+	if got := deref(f.domain(t, "shop", "www.shop.example").ACMStatus); got != platform.ACMCertIssued {
+		t.Errorf("after failed renewals: %q, want still cert issued", got)
+	}
+	if err := down.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c := serve(t, down, "www.shop.example"); !c.Equal(renewed) {
+		t.Error("a failed renewal changed the served certificate")
+	}
+
 	// Refresh retries the failed domain; with DNS fixed it succeeds.
 	pebble.Resolve(t, "fail.shop.example", "127.0.0.1")
 	if _, err := f.p.RefreshACM(ctx, f.admin, "shop"); err != nil {
@@ -417,5 +456,45 @@ func BenchmarkGetCertificate(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		m.GetCertificate(hellos[i%len(hellos)])
+	}
+}
+
+// TestRenewAt: a certificate is renewed RenewBefore ahead of expiry, or
+// with a third of its lifetime left when that is sooner (a CA issuing
+// certificates shorter-lived than RenewBefore).
+func TestRenewAt(t *testing.T) {
+	ca, err := pki.Open(filepath.Join(t.TempDir(), "ca"), "Renewal CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &Manager{cfg: Config{RenewBefore: 30 * 24 * time.Hour}}
+	for _, tc := range []struct {
+		lifetime time.Duration
+		window   time.Duration // renewal this long before expiry
+	}{
+		{90 * 24 * time.Hour, 30 * 24 * time.Hour},
+		{6 * 24 * time.Hour, 0}, // a third of the lifetime
+		{30 * time.Second, 0},
+	} {
+		c, err := ca.Issue([]string{"renew.example"}, tc.lifetime)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chain := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}))
+		leaf := c.Leaf
+		got := m.renewAt(&platform.ACMECert{CertificateChain: chain, NotAfter: leaf.NotAfter})
+		window := tc.window
+		if window == 0 { // pki backdates NotBefore: the lifetime is the certificate's own
+			window = leaf.NotAfter.Sub(leaf.NotBefore) / 3
+		}
+		want := leaf.NotAfter.Add(-window)
+		if !got.Equal(want) {
+			t.Errorf("lifetime %s: renew at %s before expiry, want %s", tc.lifetime, leaf.NotAfter.Sub(got), leaf.NotAfter.Sub(want))
+		}
+	}
+	// A chain that does not parse: RenewBefore.
+	exp := time.Now().Add(90 * 24 * time.Hour)
+	if got := m.renewAt(&platform.ACMECert{CertificateChain: "junk", NotAfter: exp}); !got.Equal(exp.Add(-30 * 24 * time.Hour)) {
+		t.Errorf("unparsable chain: renew at %s, want 30 days before expiry", got)
 	}
 }

@@ -103,8 +103,7 @@ func (h *h1) serveOne() bool {
 		x.keepAlive = false
 	}
 	t := r.tab.Load()
-	if !x.secure && r.cfg.ACME != nil && bytes.HasPrefix(x.path, []byte("/.well-known/acme-challenge/")) {
-		h.serveACME()
+	if !x.secure && r.cfg.ACME != nil && bytes.HasPrefix(x.path, []byte("/.well-known/acme-challenge/")) && h.serveACME() {
 		return false
 	}
 	x.prepare()
@@ -242,18 +241,24 @@ func (h *h1) badRequest() {
 	h.bw.Flush()
 }
 
-// serveACME hands an HTTP-01 challenge request to the ACME handler.
-func (h *h1) serveACME() {
+// serveACME hands an HTTP-01 challenge request to the ACME handler and
+// reports whether it answered. A 404 from the handler (a token it does not
+// know) is not sent: the request goes to the app, which may run its own
+// ACME client.
+func (h *h1) serveACME() bool {
 	x := &h.x
 	req, err := http.NewRequest(string(x.method), "http://"+string(x.host)+string(x.path), nil)
 	if err != nil {
 		h.badRequest()
-		return
+		return true
 	}
 	req.Host = string(x.host)
 	rec := httptest.NewRecorder()
 	h.r.cfg.ACME.ServeHTTP(rec, req)
 	res := rec.Result()
+	if res.StatusCode == http.StatusNotFound {
+		return false
+	}
 	h.bw.WriteString("HTTP/1.1 " + strconv.Itoa(res.StatusCode) + " " + http.StatusText(res.StatusCode) + "\r\n")
 	res.Header.Del("Content-Length")
 	res.Header.Set("Connection", "close")
@@ -264,6 +269,7 @@ func (h *h1) serveACME() {
 		h.bw.Write(body)
 	}
 	h.bw.Flush()
+	return true
 }
 
 func (h *h1) writeHead(x *exchange, resp *head, status int, length int64) error {

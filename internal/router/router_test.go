@@ -204,8 +204,10 @@ func TestRouting(t *testing.T) {
 	a := dyno(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "a "+r.URL.RequestURI()) })
 	b := dyno(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "b") })
 	ra := app("alpha", a)
-	ra.Hosts = append(ra.Hosts, "www.Example.COM")
-	h := start(t, fastConfig(), ra, app("beta", b))
+	ra.Hosts = append(ra.Hosts, "www.Example.COM", "*.wild.example.com")
+	rb := app("beta", b)
+	rb.Hosts = append(rb.Hosts, "exact.wild.example.com")
+	h := start(t, fastConfig(), ra, rb)
 	for _, tc := range []struct {
 		host, path, want string
 		status           int
@@ -215,6 +217,10 @@ func TestRouting(t *testing.T) {
 		{"www.example.com.", "/", "a /", 200},
 		{"beta.skiff.test", "/", "b", 200},
 		{"nope.skiff.test", "/", "There's nothing here", 404},
+		{"A.Wild.example.com:80", "/", "a /", 200},         // a wildcard domain
+		{"exact.wild.example.com", "/", "b", 200},          // an exact one wins
+		{"a.b.wild.example.com", "/", "nothing here", 404}, // one label only
+		{"wild.example.com", "/", "nothing here", 404},     // not the parent
 	} {
 		res, body := get(t, h, tc.host, tc.path)
 		if res.StatusCode != tc.status || !strings.Contains(body, tc.want) {
@@ -919,12 +925,18 @@ func TestACMEChallenge(t *testing.T) {
 	a := dyno(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "app") })
 	cfg := fastConfig()
 	cfg.ACME = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/unknown") {
+			http.NotFound(w, r)
+			return
+		}
 		io.WriteString(w, "token for "+r.Host+r.URL.Path)
 	})
 	h := start(t, cfg, app("alpha", a))
 	for _, tc := range []struct{ host, path, want string }{
 		{"custom.example.org", "/.well-known/acme-challenge/abc", "token for custom.example.org/.well-known/acme-challenge/abc"},
 		{"alpha.skiff.test", "/", "app"},
+		// A token the handler does not know: the app answers (its own ACME client).
+		{"alpha.skiff.test", "/.well-known/acme-challenge/unknown", "app"},
 	} {
 		if _, body := get(t, h, tc.host, tc.path); body != tc.want {
 			t.Errorf("%s%s: %q", tc.host, tc.path, body)

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bytes"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -155,5 +156,15 @@ func (t *table) lookup(host []byte) *route {
 	if n > 0 && buf[n-1] == '.' {
 		n--
 	}
-	return t.hosts[string(buf[:n])]
+	if rt := t.hosts[string(buf[:n])]; rt != nil {
+		return rt
+	}
+	// A wildcard domain "*.example.com" answers for one label more
+	// ("a.example.com"); an exact host wins. The first label's last byte
+	// becomes the "*": "abc.example.com" looks up "*.example.com".
+	if i := bytes.IndexByte(buf[:n], '.'); i > 0 {
+		buf[i-1] = '*'
+		return t.hosts[string(buf[i-1:n])]
+	}
+	return nil
 }

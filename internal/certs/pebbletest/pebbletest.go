@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -32,11 +33,21 @@ type CA struct {
 	Roots     *x509.CertPool // trusts pebble's HTTPS endpoint
 	RootsFile string         // the same roots, PEM, for other processes
 	mgmt      string         // challtestsrv management URL
+	pmgmt     string         // pebble's management URL (its issuing roots)
+}
+
+// Option changes pebble's configuration.
+type Option func(cfg map[string]any)
+
+// Validity makes pebble issue certificates valid for d (whole seconds),
+// for tests of renewal.
+func Validity(d time.Duration) Option {
+	return func(cfg map[string]any) { cfg["certificateValidityPeriod"] = uint64(d / time.Second) }
 }
 
 // Start runs pebble and pebble-challtestsrv until the test ends. httpPort
 // is the port pebble's validation authority dials for HTTP-01 challenges.
-func Start(t testing.TB, httpPort int) *CA {
+func Start(t testing.TB, httpPort int, opts ...Option) *CA {
 	t.Helper()
 	dir := t.TempDir()
 	ca, err := pki.Open(filepath.Join(dir, "pki"), "pebbletest CA")
@@ -73,16 +84,40 @@ func Start(t testing.TB, httpPort int) *CA {
 		"httpPort": httpPort, "tlsPort": freePort(t, false),
 		"ocspResponderURL": "", "externalAccountBindingRequired": false,
 	}}
+	for _, o := range opts {
+		o(cfg["pebble"].(map[string]any))
+	}
 	b, _ := json.Marshal(cfg)
 	cfgFile := write("pebble.json", b)
 	start(t, "pebble", []string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0"}, "-config", cfgFile, "-dnsserver", "127.0.0.1:"+strconv.Itoa(dnsPort))
 
 	c := &CA{Directory: fmt.Sprintf("https://127.0.0.1:%d/dir", acmePort), Roots: ca.Pool(), RootsFile: rootsFile,
-		mgmt: fmt.Sprintf("http://127.0.0.1:%d", mgmtPort)}
+		mgmt: fmt.Sprintf("http://127.0.0.1:%d", mgmtPort), pmgmt: fmt.Sprintf("https://127.0.0.1:%d", pmgmtPort)}
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: c.Roots}}, Timeout: time.Second}
 	waitUp(t, hc, c.Directory)
 	waitUp(t, http.DefaultClient, c.mgmt+"/")
 	return c
+}
+
+// IssuerRoots returns the root pebble issues certificates under, fetched
+// from its management API: pebble makes a new one at each start.
+func (c *CA) IssuerRoots(t testing.TB) *x509.CertPool {
+	t.Helper()
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: c.Roots}}, Timeout: 10 * time.Second}
+	resp, err := hc.Get(c.pmgmt + "/roots/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("pebble's root: %v %s %s", err, resp.Status, b)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		t.Fatalf("pebble's root is not PEM: %s", b)
+	}
+	return pool
 }
 
 // Resolve makes host resolve to addr (an IPv4 address) for pebble.
