@@ -220,4 +220,3 @@ func L10(now int64, dropped int, since int64) logplex.Line {
 		time.UnixMicro(since).UTC().Format("2006-01-02T15:04:05-07:00") + "."
 	return logplex.Line{Time: now, Source: "heroku", Dyno: "logplex", Message: msg}
 }
-

@@ -333,7 +333,7 @@ func (m *Manager) newDrain(pd *platform.Drain) (*drain, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &drain{m: m, id: pd.ID, appID: pd.AppID, token: pd.Token, u: u, }
+	d := &drain{m: m, id: pd.ID, appID: pd.AppID, token: pd.Token, u: u}
 	d.buf = newBuffer(m.cfg.Buffer, m.cfg.Stall, &d.c.dropped)
 	d.ctx, d.stop = context.WithCancel(context.Background())
 	switch u.Scheme {
