@@ -74,3 +74,63 @@ func testSegmentBatches(t *testing.T, limit int, sizes []int, syncer bool) {
 		}
 	}
 }
+
+// TestSegmentRotationWhileAppending: the syncer rotates segments (rename,
+// new file) while the worker appends to the file being renamed; whatever
+// the interleaving, the newest lines are on disk, in order.
+func TestSegmentRotationWhileAppending(t *testing.T) {
+	t.Parallel()
+	const limit = 100
+	dir := t.TempDir()
+	s := &segment{dir: dir, base: fileBase(testApp)}
+	stop := make(chan struct{})
+	done := make(chan error)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if err := s.sync(); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	seq := uint64(1)
+	for range 3000 {
+		batch := make([]Line, 7)
+		for i := range batch {
+			batch[i] = Line{Seq: seq, Source: "app", Dyno: "web.1", Message: "line " + strconv.FormatUint(seq, 10)}
+			seq++
+		}
+		if _, err := s.append(batch, limit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	r := ring{max: limit}
+	if err := (&segment{dir: dir, base: fileBase(testApp)}).load(r.push); err != nil {
+		t.Fatal(err)
+	}
+	total := seq - 1
+	if r.len() != limit {
+		t.Fatalf("loaded %d lines, want %d", r.len(), limit)
+	}
+	for i := range r.len() {
+		if want := total - limit + uint64(i) + 1; r.at(i).Seq != want {
+			t.Fatalf("line %d has seq %d, want %d", i, r.at(i).Seq, want)
+		}
+	}
+	if n := diskRecords(t, dir, testApp); n > 2*(maxSegment+1)*limit {
+		t.Errorf("%d records on disk", n)
+	}
+}
