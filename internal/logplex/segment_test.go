@@ -54,20 +54,7 @@ func testSegmentBatches(t *testing.T, limit int, sizes []int, syncer bool) {
 	if err := s.close(); err != nil {
 		t.Fatal(err)
 	}
-	r := ring{max: limit}
-	if err := (&segment{dir: dir, base: fileBase(testApp)}).load(r.push); err != nil {
-		t.Fatal(err)
-	}
-	total := seq - 1
-	if uint64(r.len()) != min(total, uint64(limit)) {
-		t.Fatalf("loaded %d lines, want %d", r.len(), min(total, uint64(limit)))
-	}
-	for i := range r.len() {
-		want := total - uint64(r.len()) + uint64(i) + 1
-		if ln := r.at(i); ln.Seq != want || ln.Message != "line "+strconv.FormatUint(want, 10) {
-			t.Fatalf("line %d = %d %q, want seq %d", i, ln.Seq, ln.Message, want)
-		}
-	}
+	checkLoaded(t, dir, limit, seq-1)
 	if syncer {
 		if n := diskRecords(t, dir, testApp); n > 3*limit {
 			t.Errorf("%d records on disk with a syncer that keeps up", n)
@@ -117,20 +104,27 @@ func TestSegmentRotationWhileAppending(t *testing.T) {
 	if err := s.close(); err != nil {
 		t.Fatal(err)
 	}
+	checkLoaded(t, dir, limit, seq-1)
+	if n := diskRecords(t, dir, testApp); n > 2*(maxSegment+1)*limit {
+		t.Errorf("%d records on disk", n)
+	}
+}
+
+// checkLoaded loads the history in dir and checks that it holds the newest
+// limit of total lines, in order.
+func checkLoaded(t *testing.T, dir string, limit int, total uint64) {
+	t.Helper()
 	r := ring{max: limit}
 	if err := (&segment{dir: dir, base: fileBase(testApp)}).load(r.push); err != nil {
 		t.Fatal(err)
 	}
-	total := seq - 1
-	if r.len() != limit {
-		t.Fatalf("loaded %d lines, want %d", r.len(), limit)
+	if uint64(r.len()) != min(total, uint64(limit)) {
+		t.Fatalf("loaded %d lines, want %d", r.len(), min(total, uint64(limit)))
 	}
 	for i := range r.len() {
-		if want := total - limit + uint64(i) + 1; r.at(i).Seq != want {
-			t.Fatalf("line %d has seq %d, want %d", i, r.at(i).Seq, want)
+		want := total - uint64(r.len()) + uint64(i) + 1
+		if ln := r.at(i); ln.Seq != want || ln.Message != "line "+strconv.FormatUint(want, 10) {
+			t.Fatalf("line %d = %d %q, want seq %d", i, ln.Seq, ln.Message, want)
 		}
-	}
-	if n := diskRecords(t, dir, testApp); n > 2*(maxSegment+1)*limit {
-		t.Errorf("%d records on disk", n)
 	}
 }
