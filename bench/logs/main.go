@@ -153,10 +153,10 @@ func run(ctx context.Context, o options) error {
 	dataDir := filepath.Join(dir, "data")
 	args := []string{"--dynos=false", "--rate-limit", "100000000", "--drain-ca-file", filepath.Join(dir, "ca", pki.CertFile),
 		"--metrics-addr", metricsAddr}
-	var imageID string
+	var imageID string // the image's OCI layout directory, then its id
 	if o.dynos {
 		logf("building the dyno image")
-		if imageID, err = importImage(dir, dataDir); err != nil {
+		if imageID, err = skiffserver.BuildImage(dir, dynoApp); err != nil {
 			return err
 		}
 		args = append(args, "--dynos=true", "--dyno-bridge", o.bridge, "--dyno-subnet", o.subnet)
@@ -247,6 +247,11 @@ func run(ctx context.Context, o options) error {
 	printDrains(before, final)
 
 	if o.dynos {
+		// Imported once the server runs: its start-up garbage collection
+		// removes images no release holds.
+		if imageID, err = importImage(imageID, dataDir); err != nil {
+			return err
+		}
 		if err := c.dynoIngest(app, imageID, metricsAddr, o, peerRate); err != nil {
 			return err
 		}
@@ -278,11 +283,8 @@ func main() {
 }
 `
 
-func importImage(dir, dataDir string) (string, error) {
-	layout, err := skiffserver.BuildImage(dir, dynoApp)
-	if err != nil {
-		return "", err
-	}
+// importImage puts the OCI layout into the server's image store.
+func importImage(layout, dataDir string) (string, error) {
 	store, err := image.Open(filepath.Join(dataDir, "images"))
 	if err != nil {
 		return "", err
