@@ -47,6 +47,7 @@ type options struct {
 	workdir     string
 	lines       int
 	batch       int
+	stream      bool
 	concurrency int
 	tail        time.Duration
 }
@@ -57,6 +58,7 @@ func main() {
 	flag.StringVar(&o.workdir, "workdir", os.TempDir(), "where the temporary directory is made")
 	flag.IntVar(&o.lines, "lines", 200000, "lines sent in each ingest measurement")
 	flag.IntVar(&o.batch, "batch", 500, "lines per log-input request (and per rsyslog write): ~60 KB, within the ~100 KB batches of Logplex's HTTPS drains")
+	flag.BoolVar(&o.stream, "stream", false, "send log-input as one chunked request per connection (-batch lines per write), as rsyslog gets its lines, instead of one request per batch")
 	flag.IntVar(&o.concurrency, "concurrency", 4, "client connections sending at once")
 	flag.DurationVar(&o.tail, "tail", 5*time.Second, "length of the tail latency measurement")
 	flag.BoolVar(&o.dynos, "dynos", true, "also measure a dyno's output (needs root and runc)")
@@ -114,10 +116,12 @@ func run(ctx context.Context, o options) error {
 	}
 	defer peer.stop()
 	logf("rsyslog: %d lines over %d TCP connections into a file", o.lines, o.concurrency)
+	peerCPU := cpuTime(peer.cmd.Process.Pid)
 	peerRate, err := peer.ingest(o)
 	if err != nil {
 		return err
 	}
+	peerCPU = cpuTime(peer.cmd.Process.Pid) - peerCPU
 
 	// Skiff, with two drains: rsyslog (TCP) and an HTTPS receiver.
 	drainSink, err := startRsyslog(ctx, filepath.Join(dir, "drain"))
@@ -149,10 +153,10 @@ func run(ctx context.Context, o options) error {
 	dataDir := filepath.Join(dir, "data")
 	args := []string{"--dynos=false", "--rate-limit", "100000000", "--drain-ca-file", filepath.Join(dir, "ca", pki.CertFile),
 		"--metrics-addr", metricsAddr}
-	var imageID string
+	var imageID string // the image's OCI layout directory, then its id
 	if o.dynos {
 		logf("building the dyno image")
-		if imageID, err = importImage(dir, dataDir); err != nil {
+		if imageID, err = skiffserver.BuildImage(dir, dynoApp); err != nil {
 			return err
 		}
 		args = append(args, "--dynos=true", "--dyno-bridge", o.bridge, "--dyno-subnet", o.subnet)
@@ -186,6 +190,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	srvCPU := cpuTime(srv.Pid())
 	start := time.Now()
 	if err := c.ingest(app, o); err != nil {
 		return err
@@ -205,16 +210,24 @@ func run(ctx context.Context, o options) error {
 		time.Sleep(5 * time.Millisecond)
 	}
 	committed := time.Since(start)
+	srvCPU = cpuTime(srv.Pid()) - srvCPU
 	stored := after["skiff_logplex_lines_stored_total"] - before["skiff_logplex_lines_stored_total"]
 	queueDropped := after["skiff_logplex_dropped_queue_total"] - before["skiff_logplex_dropped_queue_total"]
 	time.Sleep(2 * time.Second) // let the drains catch up before counting
 	final, _ := scrape(metricsAddr)
 
 	skiffRate := stored / committed.Seconds()
-	fmt.Printf("ingest (%d lines of ~100 B, %d per batch, %d connections; machine shared with other work)\n", o.lines, o.batch, o.concurrency)
+	mode := "per batch"
+	if o.stream {
+		mode = "per write, one chunked request per connection"
+	}
+	fmt.Printf("ingest (%d lines of ~100 B, %d %s, %d connections; machine shared with other work)\n", o.lines, o.batch, mode, o.concurrency)
 	fmt.Printf("  %-44s %12.0f lines/s\n", "rsyslog imtcp → omfile (peer)", peerRate)
 	fmt.Printf("  %-44s %12.0f lines/s  (%.2f× rsyslog)\n", "skiff log-input, accepted (204)", float64(o.lines)/accepted.Seconds(), float64(o.lines)/accepted.Seconds()/peerRate)
 	fmt.Printf("  %-44s %12.0f lines/s  (%.2f× rsyslog)  stored %.0f, queue drops %.0f\n", "skiff log-input, committed (history, drains)", skiffRate, skiffRate/peerRate, stored, queueDropped)
+	fmt.Printf("  %-44s %9.2f µs/line skiff (drains included), %.2f µs/line rsyslog (%.2f×)\n", "CPU per line",
+		float64(srvCPU.Microseconds())/float64(o.lines), float64(peerCPU.Microseconds())/float64(o.lines),
+		float64(srvCPU)/float64(max(peerCPU, 1)))
 	printDrains(before, final)
 	fmt.Printf("    https receiver got %d lines, rsyslog drain wrote %d\n", httpsLines.Load(), drainSink.count())
 
@@ -234,6 +247,11 @@ func run(ctx context.Context, o options) error {
 	printDrains(before, final)
 
 	if o.dynos {
+		// Imported once the server runs: its start-up garbage collection
+		// removes images no release holds.
+		if imageID, err = importImage(imageID, dataDir); err != nil {
+			return err
+		}
 		if err := c.dynoIngest(app, imageID, metricsAddr, o, peerRate); err != nil {
 			return err
 		}
@@ -265,11 +283,8 @@ func main() {
 }
 `
 
-func importImage(dir, dataDir string) (string, error) {
-	layout, err := skiffserver.BuildImage(dir, dynoApp)
-	if err != nil {
-		return "", err
-	}
+// importImage puts the OCI layout into the server's image store.
+func importImage(layout, dataDir string) (string, error) {
 	store, err := image.Open(filepath.Join(dataDir, "images"))
 	if err != nil {
 		return "", err
@@ -541,6 +556,9 @@ func (c *client) json(method, path string, in, out any) error {
 
 // ingest posts o.lines lines in batches over o.concurrency workers.
 func (c *client) ingest(app string, o options) error {
+	if o.stream {
+		return c.ingestStream(app, o)
+	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, o.concurrency)
@@ -569,6 +587,71 @@ func (c *client) ingest(app string, o options) error {
 	wg.Wait()
 	close(errs)
 	return <-errs
+}
+
+// ingestStream sends o.lines lines over o.concurrency chunked requests,
+// o.batch lines per write, as the rsyslog peer gets them over TCP.
+func (c *client) ingestStream(app string, o options) error {
+	errs := make(chan error, o.concurrency)
+	per := o.lines / o.concurrency
+	for w := range o.concurrency {
+		go func() {
+			pr, pw := io.Pipe()
+			go func() {
+				var b []byte
+				for i := w * per; i < (w+1)*per; i++ {
+					b = frame(b, message(i))
+					if (i+1)%o.batch == 0 || i == (w+1)*per-1 {
+						if _, err := pw.Write(b); err != nil {
+							return
+						}
+						b = b[:0]
+					}
+				}
+				pw.Close()
+			}()
+			req, err := http.NewRequest("POST", c.url+"/apps/"+app+"/log-input", pr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			req.Header.Set("Authorization", "Bearer "+c.token)
+			req.Header.Set("Accept", "application/vnd.heroku+json; version=3")
+			req.Header.Set("Content-Type", "application/logplex-1")
+			resp, err := c.http.Do(req)
+			pr.Close()
+			if err != nil {
+				errs <- err
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNoContent {
+				err = fmt.Errorf("log-input stream: status %d", resp.StatusCode)
+			}
+			errs <- err
+		}()
+	}
+	var first error
+	for range o.concurrency {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// cpuTime is the CPU time (user and system) a process has used so far.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command (in parentheses, which may hold spaces).
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond // USER_HZ is 100 on Linux
 }
 
 func (c *client) post(app string, body []byte) error {

@@ -178,6 +178,8 @@ func (e *env) do(method, path, token string, body any, hdr ...string) *response 
 		rd = strings.NewReader(b)
 	case []byte:
 		rd = bytes.NewReader(b)
+	case io.Reader:
+		rd = b // of unknown length: sent chunked
 	default:
 		j, err := json.Marshal(b)
 		if err != nil {

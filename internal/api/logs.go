@@ -130,6 +130,9 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) error {
 				"Send log lines as Content-Type: application/logplex-1 (octet-counted syslog frames)."}
 		}
 	}
+	if r.ContentLength < 0 {
+		return s.ingestStream(w, r, app)
+	}
 	buf := bodies.Get().(*[]byte)
 	defer func() {
 		if cap(*buf) > 256<<10 {
@@ -164,6 +167,67 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
+
+// ingestStream takes a log-input request whose body has no length
+// (chunked): its frames are written into the app's log as they arrive, so
+// one long request can carry what many batches would, like a TCP syslog
+// stream. Memory is bounded (one buffer of streamBuffer bytes); a
+// malformed frame, or a body that ends within a frame, ends the request
+// with 400 after the frames before it were taken. Authentication and
+// access are checked again every grantTTL (through the grants cache), so a
+// revoked token stops a stream as it stops batches.
+func (s *Server) ingestStream(w http.ResponseWriter, r *http.Request, app *platform.App) error {
+	buf := streams.Get().(*[]byte)
+	defer streams.Put(buf)
+	fp := frameSlices.Get().(*[]logplex.Frame)
+	defer func() {
+		clear(*fp)
+		*fp = (*fp)[:0]
+		frameSlices.Put(fp)
+	}()
+	b := (*buf)[:0]
+	taken := 0
+	checked := s.cfg.Now()
+	for {
+		n, rerr := r.Body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		frames, rest, err := logplex.AppendStreamFrames((*fp)[:0], b, taken+1)
+		*fp = frames
+		if len(frames) > 0 {
+			if now := s.cfg.Now(); now.Sub(checked) >= grantTTL {
+				if app, err = s.logInputApp(w, r); err != nil {
+					return err
+				}
+				checked = now
+			}
+			s.cfg.Logs.LogFrames(app.ID, frames)
+			taken += len(frames)
+			clear(frames)
+		}
+		if err != nil {
+			return badRequest(fmt.Sprintf("Invalid application/logplex-1 stream (the %d frames before were taken): %s", taken, err))
+		}
+		b = b[:copy(b[:cap(b)], rest)]
+		if rerr == io.EOF {
+			if len(b) > 0 {
+				return badRequest(fmt.Sprintf("The application/logplex-1 stream ends within frame %d (the %d frames before were taken).", taken+1, taken))
+			}
+			break
+		}
+		if rerr != nil {
+			return badRequest(fmt.Sprintf("Could not read the request body (the %d frames before were taken).", taken))
+		}
+	}
+	if n := r.Header.Get("Logplex-Msg-Count"); n != "" && n != strconv.Itoa(taken) {
+		return badRequest(fmt.Sprintf("Logplex-Msg-Count says %s, the stream held %d frames (all taken).", n, taken))
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// streamBuffer is the read buffer of a streamed log-input request: room
+// for a whole frame of the largest size, and for many small ones.
+const streamBuffer = 4 * logplex.MaxFrameBytes
 
 // logInputApp authenticates a log-input request and finds its app, as
 // handle and platform.App do (401, then the rate limit, then 403/404),
@@ -222,5 +286,6 @@ func appendBody(b []byte, r *http.Request) ([]byte, error) {
 // and frame slices.
 var (
 	bodies      = sync.Pool{New: func() any { return new([]byte) }}
+	streams     = sync.Pool{New: func() any { b := make([]byte, 0, streamBuffer); return &b }}
 	frameSlices = sync.Pool{New: func() any { return new([]logplex.Frame) }}
 )

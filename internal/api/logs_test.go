@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/google/uuid"
 	"github.com/skiffhq/skiff/internal/logplex"
@@ -182,6 +184,73 @@ func TestLogInput(t *testing.T) {
 	lp.Sync()
 	if got := len(lp.History(app.ID, 1500)); got != n {
 		t.Errorf("refused batches wrote %d lines", got-n)
+	}
+}
+
+// TestLogInputStream: a log-input body without a length (chunked) is
+// taken frame by frame as it arrives, across reads that split frames
+// anywhere and across the reader's buffer; a malformed frame or a body
+// that ends within a frame is refused after the frames before it were
+// taken.
+func TestLogInputStream(t *testing.T) {
+	t.Parallel()
+	e, lp := logsEnv(t)
+	app := e.createApp(e.admin.Token, "streamed")
+	frame := func(i int) string {
+		msg := fmt.Sprintf("<190>1 2026-01-02T03:04:05+00:00 host app web.%d - line %d %s", i%3+1, i, strings.Repeat("x", i%200))
+		return fmt.Sprintf("%d %s", len(msg), msg)
+	}
+	var head, tail strings.Builder
+	for i := range 20 {
+		head.WriteString(frame(i))
+	}
+	const n = 4000 // more than a stream buffer holds
+	for i := 20; i < n; i++ {
+		tail.WriteString(frame(i))
+	}
+	if tail.Len() < 2*streamBuffer {
+		t.Fatalf("the stream (%d bytes) does not cross the buffer (%d bytes)", tail.Len(), streamBuffer)
+	}
+	ct := "application/logplex-1"
+	stream := func(parts ...string) io.Reader {
+		var rs []io.Reader
+		for _, p := range parts {
+			rs = append(rs, strings.NewReader(p))
+		}
+		// The head one byte per read: frames and octet counts split everywhere.
+		return io.MultiReader(append([]io.Reader{iotest.OneByteReader(strings.NewReader(head.String()))}, rs...)...)
+	}
+	e.must(http.StatusNoContent, "POST", "/apps/streamed/log-input", e.admin.Token, stream(tail.String()), "Content-Type", ct, "Logplex-Msg-Count", strconv.Itoa(n))
+	lp.Sync()
+	hist := lp.History(app.ID, 1500) // the newest 1 500 lines
+	if len(hist) != 1500 {
+		t.Fatalf("history holds %d lines, want 1500", len(hist))
+	}
+	for j, l := range hist {
+		i := n - 1500 + j
+		if want := fmt.Sprintf("line %d %s", i, strings.Repeat("x", i%200)); l.Message != want || l.Dyno != fmt.Sprintf("web.%d", i%3+1) {
+			t.Fatalf("line %d is %s[%s]: %q", i, l.Source, l.Dyno, l.Message)
+		}
+	}
+	for k, tc := range []struct {
+		name  string
+		parts []string
+		count string
+	}{
+		{"ends within a frame", []string{"120 <190>1 2026"}, ""},
+		{"ends within an octet count", []string{"12"}, ""},
+		{"malformed frame", []string{"5 <190", frame(99)}, ""},
+		{"wrong count", nil, "21"},
+	} {
+		name := "streamed-" + strconv.Itoa(k)
+		t.Run(tc.name, func(t *testing.T) {
+			app := e.createApp(e.admin.Token, name)
+			checkError(t, e.do("POST", "/apps/"+name+"/log-input", e.admin.Token, stream(tc.parts...), "Content-Type", ct, "Logplex-Msg-Count", tc.count), http.StatusBadRequest, "bad_request")
+			lp.Sync()
+			if got := len(lp.History(app.ID, 1500)); got != 20 {
+				t.Errorf("%d lines taken, want the 20 before the error", got)
+			}
+		})
 	}
 }
 

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/skiffhq/skiff/internal/platform"
 	"github.com/skiffhq/skiff/internal/store"
 )
@@ -163,7 +162,7 @@ func (s *Server) authenticate(r *http.Request) (*call, error) {
 // ServeHTTP applies the conventions every response shares, then routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	id := uuid.NewString()
+	id := newRequestID()
 	w.Header().Set("Request-Id", id)
 	if m := r.Header.Get("X-Http-Method-Override"); m != "" && r.Method == http.MethodPost {
 		r.Method = strings.ToUpper(m)
@@ -182,8 +181,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if rec.status >= 500 {
 			level = slog.LevelWarn
 		}
-		s.log.Log(r.Context(), level, "api request", "method", r.Method, "path", r.URL.Path,
-			"status", rec.status, "duration", time.Since(start), "request_id", id)
+		if s.log.Enabled(r.Context(), level) { // the arguments cost allocations even when not logged
+			s.log.Log(r.Context(), level, "api request", "method", r.Method, "path", r.URL.Path,
+				"status", rec.status, "duration", time.Since(start), "request_id", id)
+		}
 	}()
 	s.mux.ServeHTTP(rec, r)
 	if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Pattern != logInputPattern {

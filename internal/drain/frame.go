@@ -48,28 +48,24 @@ func appendHTTP(b []byte, ln *logplex.Line) []byte {
 	return appendFrame(b, ln, "host", "- ")
 }
 
+// appendFrame renders the header on the stack first, so that the octet
+// count is known before anything is appended: the message is copied once.
 func appendFrame(b []byte, ln *logplex.Line, host, nil_ string) []byte {
-	// Render the message after room for the octet count, then move it.
-	const room = 6 // MaxLineBytes + header < 1e6
-	start := len(b)
-	b = append(b, "000000 <"...)
-	b = strconv.AppendInt(b, int64(priority(ln)), 10)
-	b = append(b, ">1 "...)
-	b = logplex.AppendTimestamp(b, ln.Time)
+	var stack [160]byte
+	h := append(stack[:0], '<')
+	h = strconv.AppendInt(h, int64(priority(ln)), 10)
+	h = append(h, ">1 "...)
+	h = logplex.AppendTimestamp(h, ln.Time)
+	h = append(h, ' ')
+	h = append(h, host...)
+	h = append(h, ' ')
+	h = append(h, ln.Source...)
+	h = append(h, ' ')
+	h = append(h, ln.Dyno...)
+	h = append(h, ' ')
+	h = append(h, nil_...)
+	b = strconv.AppendInt(b, int64(len(h)+len(ln.Message)), 10)
 	b = append(b, ' ')
-	b = append(b, host...)
-	b = append(b, ' ')
-	b = append(b, ln.Source...)
-	b = append(b, ' ')
-	b = append(b, ln.Dyno...)
-	b = append(b, ' ')
-	b = append(b, nil_...)
-	b = append(b, ln.Message...)
-	n := len(b) - start - room - 1
-	var num [8]byte
-	digits := strconv.AppendInt(num[:0], int64(n), 10)
-	shift := room - len(digits)
-	copy(b[start+shift:], digits)
-	copy(b[start:], b[start+shift:]) // move count+rest left over the padding
-	return b[:len(b)-shift]
+	b = append(b, h...)
+	return append(b, ln.Message...)
 }

@@ -33,24 +33,61 @@ func ParseFrames(b []byte) ([]Frame, error) { return AppendFrames(nil, b) }
 // source is one of two constants and a dyno name repeated from the
 // previous frame is shared.
 func AppendFrames(dst []Frame, b []byte) ([]Frame, error) {
+	dst, _, err := appendFrames(dst, b, 1, false) // no rest outside a stream
+	return dst, err
+}
+
+// AppendStreamFrames is AppendFrames for a body that arrives in pieces (a
+// streamed log-input request): it parses the complete frames at the start
+// of b and returns the rest, the start of a frame still to come, which the
+// caller keeps and completes with what it reads next. first is the number
+// of the first frame in b, for error messages. The rest is never longer
+// than MaxFrameBytes. On error, the frames before the bad one are returned:
+// a stream is taken up to its first malformed frame.
+func AppendStreamFrames(dst []Frame, b []byte, first int) ([]Frame, []byte, error) {
+	return appendFrames(dst, b, first, true)
+}
+
+// MaxFrameBytes bounds one frame with its octet count: a stream reader's
+// buffer of at least this size always holds a whole frame.
+const MaxFrameBytes = maxFrame + 7
+
+func appendFrames(dst []Frame, b []byte, first int, stream bool) ([]Frame, []byte, error) {
 	start := len(dst)
+	if stream {
+		start = -1
+	}
+	fail := func(err error) ([]Frame, []byte, error) {
+		if start >= 0 {
+			dst = dst[:start]
+		}
+		return dst, nil, err
+	}
 	var dyno string // the previous frame's
-	for n := 1; len(b) > 0; n++ {
+	for n := first; len(b) > 0; n++ {
 		sp := bytes.IndexByte(b[:min(len(b), 7)], ' ')
+		if sp < 0 && stream && len(b) < 7 {
+			if _, ok := digits(b); ok {
+				return dst, b, nil // the octet count is still coming
+			}
+		}
 		if sp <= 0 {
-			return dst[:start], fmt.Errorf("frame %d: expected an octet count", n)
+			return fail(fmt.Errorf("frame %d: expected an octet count", n))
 		}
 		size, ok := digits(b[:sp])
 		if !ok || size <= 0 || size > maxFrame {
-			return dst[:start], fmt.Errorf("frame %d: invalid octet count %q", n, b[:sp])
+			return fail(fmt.Errorf("frame %d: invalid octet count %q", n, b[:sp]))
+		}
+		if size > len(b)-sp-1 {
+			if stream {
+				return dst, b, nil
+			}
+			return fail(fmt.Errorf("frame %d: %d octets announced, %d left", n, size, len(b)-sp-1))
 		}
 		b = b[sp+1:]
-		if size > len(b) {
-			return dst[:start], fmt.Errorf("frame %d: %d octets announced, %d left", n, size, len(b))
-		}
 		f, err := parseMessage(b[:size], &dyno)
 		if err != nil {
-			return dst[:start], fmt.Errorf("frame %d: %w", n, err)
+			return fail(fmt.Errorf("frame %d: %w", n, err))
 		}
 		dst = append(dst, f)
 		b = b[size:]
@@ -58,7 +95,7 @@ func AppendFrames(dst []Frame, b []byte) ([]Frame, error) {
 			b = b[1:]
 		}
 	}
-	return dst, nil
+	return dst, nil, nil
 }
 
 // digits parses a decimal number of at most 6 digits, nothing else.

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"os"
@@ -21,15 +22,16 @@ import (
 // the history is the newest lines of the two files. Rotation is one rename:
 // no rewriting, and a crash at any point leaves one of the two states.
 //
-// The worker never waits for an fsync while it rotates: the syncer fsyncs
-// the current segment every SyncInterval, and at once when the worker asks
+// The worker never waits for an fsync or a rename: the syncer fsyncs the
+// current segment every SyncInterval, and at once when the worker asks
 // because the segment is full. Once an fsync covered a full history of the
-// segment, the worker renames it over the previous one without waiting for
-// the disk (what it held before has become redundant) and hands the file
-// to the syncer, which fsyncs its newest records and closes it. Only a
-// segment that reaches maxSegment histories before any fsync covered one
-// (a very slow disk) is fsynced by the worker itself, which bounds the
-// disk.
+// segment, the syncer rotates it: it renames the file over the previous
+// one (what that held has become redundant) and creates the next one while
+// the worker goes on appending to the open file (its records land in the
+// previous segment, which is read first), then swaps the files under the
+// lock. Only a segment that reaches maxSegment histories before the syncer
+// rotated it (a very slow disk) is rotated by the worker itself, with an
+// fsync, which bounds the disk.
 //
 // A segment starts with segMagic; each record is
 //
@@ -60,6 +62,11 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 type segment struct {
 	dir, base string // base: the file name without suffix
 
+	// rot is held by the syncer while it rotates, and by close and
+	// remove, which must not run in the middle of a rotation. The worker
+	// never takes it: it sees rotating instead.
+	rot sync.Mutex
+
 	mu    sync.Mutex
 	f     *os.File // current segment, opened on first append
 	size  int64    // bytes of valid data in f
@@ -70,6 +77,8 @@ type segment struct {
 	// retired are rotated files, for the syncer to fsync and close.
 	retired  []*os.File
 	dirDirty bool // a file was renamed or created since the last directory fsync
+	limit    int  // records in a full history (the worker's last append says)
+	rotating bool // the syncer is renaming f
 	buf      []byte
 }
 
@@ -237,12 +246,8 @@ func (s *segment) append(lines []Line, limit int) (wantSync bool, err error) {
 			return false, err
 		}
 	}
-	switch {
-	case s.n >= limit && s.synced >= limit:
-		if err := s.rotateSynced(); err != nil {
-			return false, err
-		}
-	case s.n >= maxSegment*limit:
+	s.limit = limit
+	if s.n >= maxSegment*limit && !s.rotating {
 		if err := s.rotate(); err != nil {
 			return false, err
 		}
@@ -263,20 +268,57 @@ func (s *segment) append(lines []Line, limit int) (wantSync bool, err error) {
 	if cap(s.buf) > 1<<20 {
 		s.buf = nil // a burst of long lines; don't keep its buffer
 	}
-	return s.n >= limit && s.synced < limit, nil
+	return s.n >= limit && !s.rotating, nil
 }
 
-// rotateSynced makes the current segment the previous one without an
-// fsync: one already covered a full history of it, so the previous
-// segment's records are redundant even after a power failure. The syncer
-// fsyncs the rest of the file, and the directory, at its next pass.
-func (s *segment) rotateSynced() error {
-	if err := os.Rename(s.path(segCurrent), s.path(segPrev)); err != nil {
+// rotateSynced is the syncer's rotation of f, the current segment, of
+// which an fsync covered a full history: f becomes the previous segment
+// without another fsync (the previous one's records are redundant even
+// after a power failure) and a new current segment is created, without
+// the lock, so that the worker goes on appending to f meanwhile. The
+// caller holds rot and has set rotating.
+func (s *segment) rotateSynced(f *os.File) error {
+	err := os.Rename(s.path(segCurrent), s.path(segPrev))
+	var nf *os.File
+	if err == nil {
+		nf, err = createSegment(s.path(segCurrent))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rotating = false
+	if s.f != f { // not reached: close and remove wait for rot
+		if nf != nil {
+			nf.Close()
+		}
 		return err
 	}
-	s.retired = append(s.retired, s.f)
-	s.f, s.size, s.n, s.synced = nil, 0, 0, 0
-	return s.create() // on failure, the next append creates it
+	if err != nil && !errors.Is(err, errCreate) {
+		return err // not renamed: f stays current
+	}
+	// Renamed: f is the previous segment now. Without a new file (err),
+	// the next append creates one (size 0).
+	s.retired = append(s.retired, f)
+	s.f, s.n, s.synced, s.size, s.dirDirty = nf, 0, 0, 0, true
+	if nf != nil {
+		s.size, s.dirty = int64(len(segMagic)), true
+	}
+	return err
+}
+
+// errCreate marks a failure to create a segment after a rename.
+var errCreate = errors.New("creating the history segment")
+
+// createSegment creates a segment file holding its header.
+func createSegment(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errCreate, err)
+	}
+	if _, err := f.Write([]byte(segMagic)); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%w: %w", errCreate, err)
+	}
+	return f, nil
 }
 
 // sync is the syncer's pass over the segment: it fsyncs the files rotated
@@ -296,11 +338,20 @@ func (s *segment) sync() error {
 	if dirty {
 		err := f.Sync()
 		if err == nil {
+			s.rot.Lock()
 			s.mu.Lock()
+			rotate := false
 			if s.f == f {
 				s.synced = max(s.synced, n)
+				rotate = s.limit > 0 && s.synced >= s.limit && !s.rotating
+				s.rotating = rotate
 			}
 			s.mu.Unlock()
+			if rotate {
+				errs = append(errs, s.rotateSynced(f))
+				dir = true
+			}
+			s.rot.Unlock()
 		} else if !errors.Is(err, os.ErrClosed) {
 			errs = append(errs, err)
 		}
@@ -363,6 +414,8 @@ func (s *segment) rotate() error {
 // close fsyncs and closes the current segment (and rotated ones the
 // syncer has not closed yet).
 func (s *segment) close() error {
+	s.rot.Lock()
+	defer s.rot.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error
@@ -383,6 +436,8 @@ func (s *segment) close() error {
 
 // remove closes and deletes both segments.
 func (s *segment) remove() error {
+	s.rot.Lock()
+	defer s.rot.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.f != nil {

@@ -54,11 +54,70 @@ func testSegmentBatches(t *testing.T, limit int, sizes []int, syncer bool) {
 	if err := s.close(); err != nil {
 		t.Fatal(err)
 	}
+	checkLoaded(t, dir, limit, seq-1)
+	if syncer {
+		if n := diskRecords(t, dir, testApp); n > 3*limit {
+			t.Errorf("%d records on disk with a syncer that keeps up", n)
+		}
+	}
+}
+
+// TestSegmentRotationWhileAppending: the syncer rotates segments (rename,
+// new file) while the worker appends to the file being renamed; whatever
+// the interleaving, the newest lines are on disk, in order.
+func TestSegmentRotationWhileAppending(t *testing.T) {
+	t.Parallel()
+	const limit = 100
+	dir := t.TempDir()
+	s := &segment{dir: dir, base: fileBase(testApp)}
+	stop := make(chan struct{})
+	done := make(chan error)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if err := s.sync(); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	seq := uint64(1)
+	for range 3000 {
+		batch := make([]Line, 7)
+		for i := range batch {
+			batch[i] = Line{Seq: seq, Source: "app", Dyno: "web.1", Message: "line " + strconv.FormatUint(seq, 10)}
+			seq++
+		}
+		if _, err := s.append(batch, limit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	checkLoaded(t, dir, limit, seq-1)
+	if n := diskRecords(t, dir, testApp); n > 2*(maxSegment+1)*limit {
+		t.Errorf("%d records on disk", n)
+	}
+}
+
+// checkLoaded loads the history in dir and checks that it holds the newest
+// limit of total lines, in order.
+func checkLoaded(t *testing.T, dir string, limit int, total uint64) {
+	t.Helper()
 	r := ring{max: limit}
 	if err := (&segment{dir: dir, base: fileBase(testApp)}).load(r.push); err != nil {
 		t.Fatal(err)
 	}
-	total := seq - 1
 	if uint64(r.len()) != min(total, uint64(limit)) {
 		t.Fatalf("loaded %d lines, want %d", r.len(), min(total, uint64(limit)))
 	}
@@ -66,11 +125,6 @@ func testSegmentBatches(t *testing.T, limit int, sizes []int, syncer bool) {
 		want := total - uint64(r.len()) + uint64(i) + 1
 		if ln := r.at(i); ln.Seq != want || ln.Message != "line "+strconv.FormatUint(want, 10) {
 			t.Fatalf("line %d = %d %q, want seq %d", i, ln.Seq, ln.Message, want)
-		}
-	}
-	if syncer {
-		if n := diskRecords(t, dir, testApp); n > 3*limit {
-			t.Errorf("%d records on disk with a syncer that keeps up", n)
 		}
 	}
 }

@@ -62,29 +62,41 @@ func TestDrains(t *testing.T) {
 	h.fails(t, "drains:add", "ftp://nope.example.com", "-a", app)
 
 	// The burst: 100 batches of 100 lines of 1 KB (10 MB: more than the
-	// stuck receiver's socket buffers hold), as fast as the client can.
+	// stuck receiver's socket buffers hold), as fast as the client can:
+	// the first 50 one request each, the other 50 in one chunked request
+	// (a stream, taken as it arrives).
 	const total = 10000
 	pad := strings.Repeat(".", 1000)
 	client := &http.Client{Timeout: 30 * time.Second}
+	post := func(name string, body io.Reader) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", s.URL+"/apps/"+app+"/log-input", body)
+		req.Header.Set("Authorization", "Bearer "+s.AdminToken)
+		req.Header.Set("Content-Type", "application/logplex-1")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("log-input %s: %v", name, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("log-input %s: status %d", name, resp.StatusCode)
+		}
+	}
+	var stream []io.Reader
 	for b := 0; b < total/100; b++ {
 		var body bytes.Buffer
 		for i := b * 100; i < (b+1)*100; i++ {
 			msg := "<190>1 2026-11-23T10:00:00.000000+00:00 host app worker.1 - " + pad + " burst " + strconv.Itoa(i)
 			fmt.Fprintf(&body, "%d %s", len(msg), msg)
 		}
-		req, _ := http.NewRequest("POST", s.URL+"/apps/"+app+"/log-input", &body)
-		req.Header.Set("Authorization", "Bearer "+s.AdminToken)
-		req.Header.Set("Content-Type", "application/logplex-1")
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatalf("log-input batch %d: %v", b, err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusNoContent {
-			t.Fatalf("log-input batch %d: status %d", b, resp.StatusCode)
+		if b < total/200 {
+			post("batch "+strconv.Itoa(b), &body)
+		} else {
+			stream = append(stream, &body)
 		}
 	}
+	post("stream", io.MultiReader(stream...)) // of unknown length: chunked
 	// The app's own log has the whole burst, whatever the drains do (lines
 	// are committed asynchronously: the last may need a moment).
 	for try := 0; ; try++ {
