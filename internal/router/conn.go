@@ -27,6 +27,7 @@ type h1 struct {
 	chunked    bool // the response body is being chunk-encoded
 	closeAfter bool
 	lastW      time.Time
+	rdl        time.Time // the client read deadline last set; zero: unknown
 	hijacked   bool
 }
 
@@ -44,7 +45,7 @@ func (r *Router) serveConn(c net.Conn, secure bool, port string) {
 	h.br.Reset(c)
 	h.bw.Reset(c)
 	h.hijacked = false
-	h.lastW = time.Time{}
+	h.lastW, h.rdl = time.Time{}, time.Time{}
 	x := &h.x
 	x.r, x.down, x.req, x.secure, x.h2, x.port = r, h, &h.req, secure, false, port
 	x.cc, x.cbr = c, h.br
@@ -74,7 +75,7 @@ func (h *h1) serveOne() bool {
 	// Wait for the next request for up to KeepAlive, then give the whole
 	// head HeadTimeout: a slow client cannot hold the connection longer.
 	if h.br.Buffered() == 0 {
-		h.c.SetReadDeadline(r.cfg.Now().Add(r.cfg.KeepAlive))
+		h.rdl = setDeadlineLazily(h.c, h.rdl, r.cfg.Now().Add(r.cfg.KeepAlive), r.cfg.KeepAlive)
 		if _, err := h.br.Peek(1); err != nil {
 			return false
 		}
@@ -82,7 +83,8 @@ func (h *h1) serveOne() bool {
 	x.start = r.cfg.Now()
 	if !h.headBuffered() {
 		// The rest of the head must come within HeadTimeout (slowloris).
-		h.c.SetReadDeadline(x.start.Add(r.cfg.HeadTimeout))
+		h.rdl = x.start.Add(r.cfg.HeadTimeout)
+		h.c.SetReadDeadline(h.rdl)
 	}
 	x.resetOutcome()
 	if err := h.req.read(h.br, requestLimits, false); err != nil {
@@ -109,6 +111,9 @@ func (h *h1) serveOne() bool {
 	x.prepare()
 	h.chunked = false
 	x.run(t)
+	if x.body != nil {
+		h.rdl = time.Time{} // sendBody moved the read deadline
+	}
 	if h.hijacked {
 		return false
 	}

@@ -14,6 +14,7 @@ type upConn struct {
 	bw     *bufio.Writer
 	idle   time.Time
 	reused bool
+	rdl    time.Time // the read deadline last set; zero: unknown
 }
 
 // pool holds a backend's idle connections, most recently used first.
@@ -72,11 +73,27 @@ var (
 )
 
 func newUpConn(c net.Conn) *upConn {
-	br := upReaders.Get().(*bufio.Reader)
-	br.Reset(c)
-	bw := upWriters.Get().(*bufio.Writer)
-	bw.Reset(c)
-	return &upConn{c: c, br: br, bw: bw}
+	u := &upConn{c: c}
+	u.br = upReaders.Get().(*bufio.Reader)
+	u.br.Reset(c)
+	u.bw = upWriters.Get().(*bufio.Writer)
+	u.bw.Reset(c)
+	return u
+}
+
+// setDeadlineLazily sets c's read deadline to d unless the one set last
+// (cur) is already within timeout/64 (at most 100 ms) before d: on a busy
+// keep-alive connection the deadline then moves a few times a second
+// instead of twice per request (each move reprograms a runtime timer). A
+// timeout may thus fire up to that much early. It returns the deadline
+// in force.
+func setDeadlineLazily(c net.Conn, cur, d time.Time, timeout time.Duration) time.Time {
+	slack := min(timeout/64, 100*time.Millisecond)
+	if !cur.IsZero() && !cur.After(d) && d.Sub(cur) <= slack {
+		return cur
+	}
+	c.SetReadDeadline(d)
+	return d
 }
 
 // discard closes a connection that cannot be reused.

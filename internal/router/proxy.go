@@ -471,6 +471,7 @@ func (x *exchange) exchangeWith(be *backend, u *upConn) bool {
 			// sends (streaming uploads, long polls).
 			werr = u.bw.Flush()
 			u.c.SetReadDeadline(time.Time{})
+			u.rdl = time.Time{}
 			bodyDone = make(chan bodyResult, 1)
 			go func() {
 				code, err := x.sendBody(u)
@@ -492,7 +493,7 @@ func (x *exchange) exchangeWith(be *backend, u *upConn) bool {
 	}
 	replayable := x.body == nil
 	if bodyDone == nil {
-		u.c.SetReadDeadline(r.cfg.Now().Add(r.cfg.FirstByte))
+		u.rdl = setDeadlineLazily(u.c, u.rdl, r.cfg.Now().Add(r.cfg.FirstByte), r.cfg.FirstByte)
 	}
 	status, err := x.readResponseHead(u)
 	if bodyDone != nil && err != nil {
@@ -806,6 +807,7 @@ func (x *exchange) copyResponse(u *upConn, body io.Reader, untilClose bool) bool
 		// More is to come from the dyno: from now on it may pause up to
 		// Idle (a body already buffered needs no deadline).
 		u.c.SetReadDeadline(last.Add(r.cfg.Idle))
+		u.rdl = time.Time{}
 	}
 	for {
 		m, err := body.Read(buf)
