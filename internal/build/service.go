@@ -521,10 +521,15 @@ func (s *Service) sourcePath(key string) string {
 // put_url stores a tarball that get_url, given as a build's
 // source_blob.url, builds.
 func (s *Service) CreateSource(ctx context.Context, actor *platform.Account, ident string) (getURL, putURL string, err error) {
-	if _, err := s.cfg.Platform.App(ctx, actor, ident); err != nil {
+	app, err := s.cfg.Platform.App(ctx, actor, ident)
+	if err != nil {
 		return "", "", err
 	}
 	key := randHex(24)
+	// Which app the upload is for, so that destroying it removes it (Prune).
+	if err := os.WriteFile(s.sourcePath(key)+".app", []byte(app.ID), 0o600); err != nil {
+		return "", "", err
+	}
 	f, err := os.OpenFile(s.sourcePath(key)+".slot", os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return "", "", err
