@@ -38,12 +38,20 @@ func startRemover(ctx context.Context, p *platform.Platform, bus *platform.Bus, 
 	}
 	sub := bus.Subscribe(256)
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	var wg sync.WaitGroup
-	wg.Add(1)
+	// Two loops: the registry's part, by name, at once on each event; the
+	// rest (which waits for a build of the app in progress) in the
+	// background, so that a long build never delays the removal of
+	// another app's images past the reuse of its name.
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		pending []string // app ids destroyed, for the background loop
+		wake    = make(chan struct{}, 1)
+	)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		defer sub.Close()
-		rm.prune(ctx)
 		for {
 			select {
 			case <-ctx.Done():
@@ -52,9 +60,34 @@ func startRemover(ctx context.Context, p *platform.Platform, bus *platform.Bus, 
 				if e.Kind != platform.EventDestroy {
 					continue
 				}
-				rm.destroyed(e)
-				rm.prune(ctx) // also what a lost event left
+				rm.removeImages(e.AppName)
+				mu.Lock()
+				pending = append(pending, e.AppID)
+				mu.Unlock()
+				select {
+				case wake <- struct{}{}:
+				default:
+				}
 			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		rm.prune(ctx)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-wake:
+			}
+			mu.Lock()
+			ids := pending
+			pending = nil
+			mu.Unlock()
+			for _, id := range ids {
+				rm.removeBuilds(ctx, id)
+			}
+			rm.prune(ctx) // also what a lost event left
 		}
 	}()
 	return func() {
@@ -63,19 +96,26 @@ func startRemover(ctx context.Context, p *platform.Platform, bus *platform.Bus, 
 	}
 }
 
-// destroyed removes the state of the app e destroyed. The registry's is
-// by name, removed at once so that a new app of the same name finds none.
-// (Logplex removes the app's history on the event itself.)
-func (rm *remover) destroyed(e platform.Event) {
-	if rm.reg != nil && e.AppName != "" {
-		if err := rm.reg.RemoveApp(e.AppName); err != nil {
-			rm.log.Warn("removing a destroyed app's images", "app", e.AppName, "err", err)
-		}
+// removeImages removes the registry repositories of a destroyed app, at
+// once, so that a new app of the same name finds none. (Logplex removes
+// the app's history on the event itself.)
+func (rm *remover) removeImages(app string) {
+	if rm.reg == nil || app == "" {
+		return
 	}
-	if rm.builds != nil {
-		if err := rm.builds.RemoveApp(e.AppID); err != nil {
-			rm.log.Warn("removing a destroyed app's build cache and repository", "app", e.AppName, "err", err)
-		}
+	if err := rm.reg.RemoveApp(app); err != nil {
+		rm.log.Warn("removing a destroyed app's images", "app", app, "err", err)
+	}
+}
+
+// removeBuilds removes a destroyed app's build cache and git repository,
+// after a build of the app in progress.
+func (rm *remover) removeBuilds(ctx context.Context, appID string) {
+	if rm.builds == nil {
+		return
+	}
+	if err := rm.builds.RemoveApp(ctx, appID); err != nil {
+		rm.log.Warn("removing a destroyed app's build cache and repository", "app_id", appID, "err", err)
 	}
 }
 

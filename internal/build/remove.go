@@ -4,22 +4,36 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 )
 
 // RemoveApp deletes what the service keeps of a destroyed app: its layer
 // cache and its git repository. It waits for a build of the app in
-// progress (which then fails, the app being gone). Removing what is
-// already gone is no error.
-func (s *Service) RemoveApp(appID string) error {
+// progress (which then fails, the app being gone), or until ctx ends.
+// Removing what is already gone is no error.
+func (s *Service) RemoveApp(ctx context.Context, appID string) error {
 	if appID == "" || strings.ContainsAny(appID, `/\`) || appID == "." || appID == ".." {
 		return fmt.Errorf("builds: removing app %q: not an app id", appID)
 	}
-	unlock := s.lockApp(appID, io.Discard)
-	defer unlock()
+	s.mu.Lock()
+	l, ok := s.appLocks[appID]
+	if !ok {
+		l = &sync.Mutex{}
+		s.appLocks[appID] = l
+	}
+	s.mu.Unlock()
+	for !l.TryLock() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("builds: removing app %s: %w", appID, context.Cause(ctx))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	defer l.Unlock()
 	var errs []error
 	for _, p := range []string{s.cacheDir(appID), s.repoDir(appID), s.repoDir(appID) + ".tmp"} {
 		if err := os.RemoveAll(p); err != nil {
@@ -69,7 +83,7 @@ func (s *Service) Prune(ctx context.Context) (removed int, err error) {
 		}
 	}
 	for id := range dead {
-		if err := s.RemoveApp(id); err != nil {
+		if err := s.RemoveApp(ctx, id); err != nil {
 			errs = append(errs, err)
 			continue
 		}

@@ -3,6 +3,7 @@ package build
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,7 +68,7 @@ func TestRemoveApp(t *testing.T) {
 		}
 		if onEvent {
 			for range 2 {
-				if err := s.svc.RemoveApp(id); err != nil {
+				if err := s.svc.RemoveApp(ctx, id); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -102,8 +103,34 @@ func TestRemoveApp(t *testing.T) {
 
 	// Bad input: a path is no app id.
 	for _, bad := range []string{"", "..", "a/b", "."} {
-		if err := s.svc.RemoveApp(bad); err == nil {
+		if err := s.svc.RemoveApp(ctx, bad); err == nil {
 			t.Errorf("RemoveApp(%q) = nil, want an error", bad)
 		}
+	}
+}
+
+// TestRemoveAppWaitsForBuild: the removal waits for the app's build in
+// progress (it holds the app's lock), and gives up when its context ends,
+// leaving the files for the next try.
+func TestRemoveAppWaitsForBuild(t *testing.T) {
+	s := newServer(t)
+	id, _, _ := s.fill("busy")
+	unlock := s.svc.lockApp(id, io.Discard)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.svc.RemoveApp(ctx, id); err == nil {
+		t.Fatal("RemoveApp during a build with an ended context = nil, want an error")
+	}
+	if got := s.appFiles(id, nil, nil); len(got) != 2 {
+		t.Errorf("a removal that gave up removed %v", got)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.svc.RemoveApp(context.Background(), id) }()
+	unlock() // the build ends
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := s.appFiles(id, nil, nil); len(got) != 0 {
+		t.Errorf("after the build, left: %v", got)
 	}
 }
