@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -19,13 +18,7 @@ func (s *Service) RemoveApp(ctx context.Context, appID string) error {
 	if appID == "" || strings.ContainsAny(appID, `/\`) || appID == "." || appID == ".." {
 		return fmt.Errorf("builds: removing app %q: not an app id", appID)
 	}
-	s.mu.Lock()
-	l, ok := s.appLocks[appID]
-	if !ok {
-		l = &sync.Mutex{}
-		s.appLocks[appID] = l
-	}
-	s.mu.Unlock()
+	l := s.appLock(appID)
 	for !l.TryLock() {
 		select {
 		case <-ctx.Done():

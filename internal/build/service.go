@@ -325,18 +325,24 @@ func (s *Service) FollowOutput(ctx context.Context, b *platform.Build, w io.Writ
 // lockApp serialises the builds of one app (and clearing its cache),
 // saying so on out when it has to wait.
 func (s *Service) lockApp(appID string, out io.Writer) func() {
-	s.mu.Lock()
-	l, ok := s.appLocks[appID]
-	if !ok {
-		l = &sync.Mutex{}
-		s.appLocks[appID] = l
-	}
-	s.mu.Unlock()
+	l := s.appLock(appID)
 	if !l.TryLock() {
 		fmt.Fprintf(out, "=== Waiting for the app's previous build to finish\n")
 		l.Lock()
 	}
 	return l.Unlock
+}
+
+// appLock returns the lock of an app's builds.
+func (s *Service) appLock(appID string) *sync.Mutex {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.appLocks[appID]
+	if !ok {
+		l = &sync.Mutex{}
+		s.appLocks[appID] = l
+	}
+	return l
 }
 
 func (s *Service) cacheDir(appID string) string { return filepath.Join(s.cfg.Dir, "cache", appID) }
