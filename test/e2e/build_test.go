@@ -297,8 +297,22 @@ run:
 	if len(namedAfter(t, filepath.Join(dataDir, "builds"), marks...)) == 0 {
 		t.Fatal("no build state of pushapp before its destroy")
 	}
+	sources := func() []string {
+		es, _ := os.ReadDir(filepath.Join(dataDir, "builds", "sources"))
+		var names []string
+		for _, e := range es {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	if len(sources()) == 0 {
+		t.Fatal("no uploaded source of pushapp (skiff deploy) before its destroy")
+	}
 	h.ok(t, "apps:destroy", "pushapp", "--confirm", "pushapp")
 	waitGone(t, dataDir, marks...)
+	if left := sources(); len(left) != 0 {
+		t.Errorf("uploaded sources of the destroyed app left: %v", left)
+	}
 	h.ok(t, "apps:create", "pushapp")
 	if out := git(t, repo, true, "ls-remote", remote); strings.TrimSpace(out) != "" {
 		t.Errorf("the new pushapp's repository has refs:\n%s", out)
