@@ -291,6 +291,7 @@ func runServer(args []string) error {
 		apiCfg.Builds = builds
 		holdBuiltImages(builds, apiCfg.Images)
 	}
+	defer startRemover(ctx, p, bus, builds, apiCfg.Images, logs, log)() // destroyed apps leave nothing
 	handler := api.New(p, apiCfg)
 
 	fmt.Printf("API URL: %s\n", apiURL)

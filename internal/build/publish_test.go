@@ -100,12 +100,12 @@ func TestSweep(t *testing.T) {
 	for _, e := range srcs {
 		os.Chtimes(filepath.Join(s.svc.cfg.Dir, "sources", e.Name()), past, past)
 	}
-	if n := len(srcs); n != 2 {
-		t.Fatalf("%d files in sources/, want an upload and a slot", n)
+	if n := len(srcs); n != 4 {
+		t.Fatalf("%d files in sources/, want an upload and a slot, each with its .app file", n)
 	}
 	s.svc.cfg.LogRetention = 24 * time.Hour
-	if l, src := s.svc.sweep(time.Now()); l != 1 || src != 2 {
-		t.Errorf("sweep removed %d logs and %d sources, want 1 and 2", l, src)
+	if l, src := s.svc.sweep(time.Now()); l != 1 || src != 4 {
+		t.Errorf("sweep removed %d logs and %d source files, want 1 and 4", l, src)
 	}
 	if out := s.output(old); out != "=== The output of this build is no longer kept\n" {
 		t.Errorf("output of a swept build = %q", out)

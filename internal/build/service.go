@@ -325,18 +325,24 @@ func (s *Service) FollowOutput(ctx context.Context, b *platform.Build, w io.Writ
 // lockApp serialises the builds of one app (and clearing its cache),
 // saying so on out when it has to wait.
 func (s *Service) lockApp(appID string, out io.Writer) func() {
-	s.mu.Lock()
-	l, ok := s.appLocks[appID]
-	if !ok {
-		l = &sync.Mutex{}
-		s.appLocks[appID] = l
-	}
-	s.mu.Unlock()
+	l := s.appLock(appID)
 	if !l.TryLock() {
 		fmt.Fprintf(out, "=== Waiting for the app's previous build to finish\n")
 		l.Lock()
 	}
 	return l.Unlock
+}
+
+// appLock returns the lock of an app's builds.
+func (s *Service) appLock(appID string) *sync.Mutex {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.appLocks[appID]
+	if !ok {
+		l = &sync.Mutex{}
+		s.appLocks[appID] = l
+	}
+	return l
 }
 
 func (s *Service) cacheDir(appID string) string { return filepath.Join(s.cfg.Dir, "cache", appID) }
@@ -521,10 +527,15 @@ func (s *Service) sourcePath(key string) string {
 // put_url stores a tarball that get_url, given as a build's
 // source_blob.url, builds.
 func (s *Service) CreateSource(ctx context.Context, actor *platform.Account, ident string) (getURL, putURL string, err error) {
-	if _, err := s.cfg.Platform.App(ctx, actor, ident); err != nil {
+	app, err := s.cfg.Platform.App(ctx, actor, ident)
+	if err != nil {
 		return "", "", err
 	}
 	key := randHex(24)
+	// Which app the upload is for, so that destroying it removes it (Prune).
+	if err := os.WriteFile(s.sourcePath(key)+".app", []byte(app.ID), 0o600); err != nil {
+		return "", "", err
+	}
 	f, err := os.OpenFile(s.sourcePath(key)+".slot", os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return "", "", err

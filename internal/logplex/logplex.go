@@ -472,3 +472,16 @@ func (l *Logplex) events() {
 		}
 	}
 }
+
+// Apps lists the apps that have a channel (history in memory or on disk),
+// for the removal at start of the history of apps destroyed while the
+// server was down.
+func (l *Logplex) Apps() []string {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	ids := make([]string, 0, len(l.channels))
+	for id := range l.channels {
+		ids = append(ids, id)
+	}
+	return ids
+}

@@ -188,6 +188,13 @@ func TestPersistenceAcrossRestart(t *testing.T) {
 	}
 
 	g := open(t, dir, func(c *Config) { c.Now = clock.Now })
+	// Apps lists the histories found on disk (the server removes those of
+	// apps destroyed while it was down).
+	apps := g.l.Apps()
+	slices.Sort(apps)
+	if !slices.Equal(apps, []string{other, testApp}) {
+		t.Errorf("Apps after a restart = %v, want %s and %s", apps, other, testApp)
+	}
 	after := g.l.History(testApp, 0)
 	if len(after) != 1500 || !slices.Equal(after, before) {
 		t.Fatalf("after a restart the history has %d lines, want the same 1500 as before", len(after))

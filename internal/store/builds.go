@@ -139,3 +139,22 @@ func scanStack(s interface{ Scan(...any) error }) (*Stack, error) {
 	st.CreatedAt, st.UpdatedAt = ParseTime(created), ParseTime(updated)
 	return &st, nil
 }
+
+// AllBuildIDs lists the ids of every build of every app, for the sweep of
+// the build logs of destroyed apps.
+func (tx *Tx) AllBuildIDs() (map[string]bool, error) {
+	rows, err := tx.query(`SELECT id FROM builds`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	ids := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids[id] = true
+	}
+	return ids, rows.Err()
+}

@@ -281,4 +281,44 @@ run:
 	wantMatch(t, res, "stdout", `(?m)^\S+ app\[api\]: Build succeeded$`)
 	h.ok(t, "ps:scale", "worker=1", "-a", "pushapp")
 	waitPS(t, h, "pushapp", "web.1=up worker.1=up")
+
+	// Destroyed, the app leaves nothing on disk: no layer cache, git
+	// repository, build log, registry repository or log history (see
+	// destroy_test.go); the same name again is a new app with an empty
+	// repository whose first build uses no cache.
+	var app struct{ ID string }
+	s.apiJSON(t, s.AdminToken, "GET", "/apps/pushapp", nil, "", 200, &app)
+	var builds []struct{ ID string }
+	s.apiJSON(t, s.AdminToken, "GET", "/apps/pushapp/builds", nil, "", 200, &builds)
+	marks := []string{app.ID, "pushapp"}
+	for _, b := range builds {
+		marks = append(marks, b.ID)
+	}
+	if len(namedAfter(t, filepath.Join(dataDir, "builds"), marks...)) == 0 {
+		t.Fatal("no build state of pushapp before its destroy")
+	}
+	sources := func() []string {
+		es, _ := os.ReadDir(filepath.Join(dataDir, "builds", "sources"))
+		var names []string
+		for _, e := range es {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	if len(sources()) == 0 {
+		t.Fatal("no uploaded source of pushapp (skiff deploy) before its destroy")
+	}
+	h.ok(t, "apps:destroy", "pushapp", "--confirm", "pushapp")
+	waitGone(t, dataDir, marks...)
+	if left := sources(); len(left) != 0 {
+		t.Errorf("uploaded sources of the destroyed app left: %v", left)
+	}
+	h.ok(t, "apps:create", "pushapp")
+	if out := git(t, repo, true, "ls-remote", remote); strings.TrimSpace(out) != "" {
+		t.Errorf("the new pushapp's repository has refs:\n%s", out)
+	}
+	out = git(t, repo, true, "push", remote, "main")
+	if !strings.Contains(out, "remote: === Released v3 (web)") || strings.Contains(out, "Using cache") {
+		t.Errorf("first push to the new pushapp (want v3, built without the old cache):\n%s", out)
+	}
 }
