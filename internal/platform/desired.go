@@ -19,6 +19,9 @@ type AppState struct {
 	// RuntimeMetrics is the log-runtime-metrics feature: dynos log their
 	// load and memory every 20 s.
 	RuntimeMetrics bool
+	// RouterP2C is the router-p2c feature: the router balances the app's
+	// web dynos by power of two choices rather than at random.
+	RouterP2C bool
 }
 
 // Desired reads the state every app should be running in. An app that is
@@ -86,6 +89,9 @@ func appState(tx *store.Tx, a *App) (*AppState, error) {
 	}
 	if f, ok := feats["log-runtime-metrics"]; ok {
 		s.RuntimeMetrics = f.Enabled
+	}
+	if f, ok := feats["router-p2c"]; ok {
+		s.RouterP2C = f.Enabled
 	}
 	return s, nil
 }

@@ -21,6 +21,11 @@ var Features = []FeatureInfo{
 	{Name: "log-runtime-metrics", DisplayName: "Log runtime metrics",
 		Description: "Emit dyno resource usage (memory, load) into the app's log stream every 20 seconds.",
 		DocURL:      "https://devcenter.heroku.com/articles/log-runtime-metrics"},
+	// Skiff's own: Heroku's router picks a dyno at random; with this on,
+	// it picks the less busy of two random ones.
+	{Name: "router-p2c", DisplayName: "Router: power of two choices",
+		Description: "Send each request to the web dyno with fewer requests in flight of two picked at random, instead of to a random one.",
+		DocURL:      "https://github.com/skiffhq/skiff/blob/main/docs/router.md"},
 }
 
 func init() {

@@ -137,6 +137,9 @@ func (f *Feed) Build(ctx context.Context) ([]router.Route, error) {
 		a := s.App
 		r := router.Route{AppID: a.ID, App: a.Name, Maintenance: a.Maintenance, Balance: router.BalanceRandom,
 			Hosts: append([]string{a.Name + "." + f.BaseDomain}, custom[a.ID]...)}
+		if s.RouterP2C {
+			r.Balance = router.BalanceP2C
+		}
 		if f.Dynos != nil {
 			for _, d := range f.Dynos.Dynos(a.ID) {
 				if d.Type != "web" {

@@ -24,7 +24,7 @@ func TestBuild(t *testing.T) {
 	f := &Feed{
 		Apps: apps{
 			{App: &store.App{ID: "a1", Name: "shop", Maintenance: true}},
-			{App: &store.App{ID: "a2", Name: "blog"}},
+			{App: &store.App{ID: "a2", Name: "blog"}, RouterP2C: true},
 		},
 		Dynos: dynos{
 			"a1": {
@@ -50,7 +50,7 @@ func TestBuild(t *testing.T) {
 			Hosts:    []string{"shop.skiff.test", "www.shop.example"},
 			Backends: []router.Backend{{Name: "web.1", Addr: "10.0.0.2:5000"}, {Name: "web.2", Addr: "10.0.0.3:5000"}},
 			Starting: 2, Crashed: 1},
-		{AppID: "a2", App: "blog", Balance: router.BalanceRandom, Hosts: []string{"blog.skiff.test"}},
+		{AppID: "a2", App: "blog", Balance: router.BalanceP2C, Hosts: []string{"blog.skiff.test"}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("table\n got %+v\nwant %+v", got, want)

@@ -294,6 +294,14 @@ func TestHerokuCLI(t *testing.T) {
 		}
 	})
 
+	t.Run("features:enable router-p2c", func(t *testing.T) {
+		// Skiff's per-app router balance: power of two choices.
+		res := h.ok(t, "features:enable", "router-p2c", "-a", app)
+		wantContains(t, res, "stderr", "Enabling router-p2c for "+app+"... done")
+		res = h.ok(t, "features", "-a", app)
+		wantMatch(t, res, "stdout", `^\[\+\] router-p2c\s+\S`)
+	})
+
 	t.Run("apps:destroy", func(t *testing.T) {
 		// commands/apps/destroy.js: GET app, then DELETE; "Destroying APP (including all add-ons)... done"
 		res := h.ok(t, "apps:destroy", "-a", app, "--confirm", app)
