@@ -39,7 +39,7 @@ func main() { fmt.Println("hello from the image") }
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("unpacking layers needs root")
+		image.Skip(t, "unpacking layers needs root")
 	}
 }
 

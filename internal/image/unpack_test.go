@@ -69,7 +69,7 @@ func mkTar(t *testing.T, entries ...ent) []byte {
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("unpacking layers needs root (chown, mknod, trusted.* xattrs)")
+		skip(t, "unpacking layers needs root (chown, mknod, trusted.* xattrs)")
 	}
 }
 

@@ -86,7 +86,7 @@ func purge(cfg Config) error {
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if !isRoot {
-		t.Skip("needs root (network namespaces, bridges, nftables)")
+		skip(t, "needs root (network namespaces, bridges, nftables)")
 	}
 }
 

@@ -52,10 +52,10 @@ func TestMain(m *testing.M) {
 func testImage(t *testing.T) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("runtime tests need root")
+		skip(t, "runtime tests need root")
 	}
 	if _, err := exec.LookPath("runc"); err != nil {
-		t.Skip("runtime tests need runc")
+		skip(t, "runtime tests need runc")
 	}
 	imageOnce.Do(func() {
 		imageTmp, imageErr = os.MkdirTemp("", "skiff-runtime-image-")

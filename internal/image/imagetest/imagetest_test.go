@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 
@@ -38,12 +37,8 @@ func TestGoBinaryIsStaticAndCached(t *testing.T) {
 	if err != nil || string(out) != "static\n" {
 		t.Errorf("run: %q, %v", out, err)
 	}
-	start := time.Now()
 	if again := imagetest.GoBinary(t, src); again != bin {
 		t.Errorf("second build at %s, want the cached %s", again, bin)
-	}
-	if d := time.Since(start); d > 100*time.Millisecond {
-		t.Errorf("cached build took %v", d)
 	}
 }
 
