@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,25 +19,29 @@ import (
 	"time"
 
 	"github.com/skiffhq/skiff/internal/router"
+	"github.com/skiffhq/skiff/internal/routing"
 )
 
-// runRouter is `skiff router`: the router alone, fed by a routing table
-// file that is reloaded on SIGHUP and when the file changes.
+// runRouter is `skiff router`: the router alone, fed either by a routing
+// table file that is reloaded on SIGHUP and when the file changes, or by a
+// running Skiff server's API (--api), which pushes every change.
 func runRouter(args []string) error {
 	fs := flag.NewFlagSet("skiff router", flag.ContinueOnError)
 	str := func(p *string, name, env, def, usage string) {
 		fs.StringVar(p, name, envDefault(env, def), usage+" ($"+env+")")
 	}
-	var httpAddr, httpsAddr, tablePath, metricsAddr, logs string
+	var httpAddr, httpsAddr, tablePath, apiURL, apiCA, metricsAddr, logs string
 	str(&httpAddr, "http-addr", "SKIFF_ROUTER_HTTP_ADDR", "127.0.0.1:8080", "plain HTTP listen address (empty: none)")
 	str(&httpsAddr, "https-addr", "SKIFF_ROUTER_HTTPS_ADDR", "", "HTTPS listen address; needs certificates in the table (empty: none)")
 	str(&tablePath, "table", "SKIFF_ROUTER_TABLE", "", "routing table file (JSON; see docs/router.md)")
+	str(&apiURL, "api", "SKIFF_ROUTER_API", "", "take the routing table from this Skiff server's API instead of a file; an admin's token in $SKIFF_ROUTER_TOKEN")
+	str(&apiCA, "api-ca", "SKIFF_ROUTER_API_CA", "", "PEM CA certificate to trust for an https:// --api, besides the system's")
 	str(&metricsAddr, "metrics-addr", "SKIFF_ROUTER_METRICS_ADDR", "", "serve Prometheus metrics at http://<addr>/metrics (empty: none)")
-	str(&logs, "log", "SKIFF_ROUTER_LOG", "stdout", "where router log lines go: stdout or none")
+	str(&logs, "log", "SKIFF_ROUTER_LOG", "", "where router log lines go: stdout, none, or api (the apps' logs on the --api server; its default)")
 	var cpuProfile string
 	fs.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile to this file until exit (for benchmarking)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: skiff router --table FILE [flags]\n\nRuns Skiff's router alone over a routing table file.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: skiff router --table FILE [flags]\n       skiff router --api URL [flags]\n\nRuns Skiff's router alone over a routing table file or a Skiff server's routing table.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -44,11 +50,20 @@ func runRouter(args []string) error {
 		}
 		return err
 	}
-	if tablePath == "" {
-		return errors.New("--table is required")
+	if (tablePath == "") == (apiURL == "") {
+		return errors.New("give exactly one of --table and --api")
 	}
-	if logs != "stdout" && logs != "none" {
-		return fmt.Errorf("--log %q: want stdout or none", logs)
+	if logs == "" {
+		logs = "stdout"
+		if apiURL != "" {
+			logs = "api"
+		}
+	}
+	switch {
+	case logs == "api" && apiURL == "":
+		return errors.New("--log api needs --api")
+	case logs != "stdout" && logs != "none" && logs != "api":
+		return fmt.Errorf("--log %q: want stdout, none or api", logs)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if cpuProfile != "" {
@@ -61,29 +76,77 @@ func runRouter(args []string) error {
 		}
 		defer func() { pprof.StopCPUProfile(); pf.Close() }()
 	}
-	f, certs, err := router.ReadFile(tablePath)
-	if err != nil {
-		return err
-	}
-	if httpsAddr != "" && len(certs) == 0 {
-		return fmt.Errorf("--https-addr needs at least one certificate in %s", tablePath)
-	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
 	var cs router.Certs
-	if err := cs.Set(certs); err != nil {
-		return err
-	}
 	cfg := router.Config{GetCertificate: cs.GetCertificate}
+	var client *routing.Client
+	if apiURL != "" {
+		token := os.Getenv("SKIFF_ROUTER_TOKEN")
+		if token == "" {
+			return errors.New("--api needs an admin's API token in $SKIFF_ROUTER_TOKEN")
+		}
+		hc, err := apiHTTPClient(apiCA)
+		if err != nil {
+			return err
+		}
+		client = &routing.Client{URL: apiURL, Token: token, HTTP: hc}
+		cfg.ACME = client.ChallengeHandler(log)
+	}
 	var out *lineWriter
-	if logs == "stdout" {
+	var wg sync.WaitGroup
+	defer wg.Wait() // the last router lines go out before the exit
+	switch logs {
+	case "stdout":
 		out = &lineWriter{w: bufio.NewWriterSize(os.Stdout, 64<<10)}
 		cfg.Log = out.log
 		go out.flushEvery(100 * time.Millisecond)
+	case "api":
+		sink := &routing.LogSink{Client: client, Log: log}
+		cfg.Log = sink.Add
+		lctx, cancel := context.WithCancel(context.Background())
+		defer cancel() // after the router has closed: see the returns below
+		wg.Go(func() { sink.Run(lctx) })
 	}
 	r := router.New(cfg)
-	r.SetRoutes(f.Routes)
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// The first table, before any listener opens: a router without one
+	// would answer every request with "no such app".
+	var etag string
+	apply := func(routes []router.Route, certs []router.NamedCert, why string) error {
+		if err := cs.SetNamed(certs); err != nil {
+			return err
+		}
+		r.SetRoutes(routes)
+		log.Info("routing table reloaded", "on", why, "routes", len(routes), "certificates", len(certs))
+		return nil
+	}
+	fromFile := func() error {
+		f, certs, err := router.ReadFile(tablePath)
+		if err != nil {
+			return err
+		}
+		named := make([]router.NamedCert, len(certs))
+		for i, c := range certs {
+			named[i].Cert = c
+		}
+		return apply(f.Routes, named, "start")
+	}
+	if client != nil {
+		if err := firstTable(ctx, client, log, func(t *routing.Table, certs []router.NamedCert, tag string) error {
+			etag = tag
+			return apply(t.Routes, certs, "start")
+		}); err != nil {
+			return err
+		}
+	} else if err := fromFile(); err != nil {
+		return err
+	}
+	if httpsAddr != "" && cs.Empty() {
+		return errors.New("--https-addr needs at least one certificate in the routing table")
+	}
+
 	errc := make(chan error, 3)
 	listen := func(addr string, serve func(net.Listener) error) error {
 		if addr == "" {
@@ -115,6 +178,27 @@ func runRouter(args []string) error {
 		}
 		defer srv.Close()
 	}
+	defer func() {
+		r.Close()
+		if out != nil {
+			out.flush()
+		}
+	}()
+
+	if client != nil {
+		wg.Go(func() {
+			followAPI(ctx, client, etag, log, func(t *routing.Table, certs []router.NamedCert) error {
+				return apply(t.Routes, certs, "api")
+			})
+		})
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			stop()
+			return err
+		}
+	}
 
 	// Reload on SIGHUP and when the file changes (checked every second).
 	hup := make(chan os.Signal, 1)
@@ -129,23 +213,19 @@ func runRouter(args []string) error {
 			log.Error("routing table not reloaded; the previous one stays", "err", err)
 			return
 		}
-		if err := cs.Set(certs); err != nil {
-			log.Error("certificates not reloaded", "err", err)
-			return
+		named := make([]router.NamedCert, len(certs))
+		for i, c := range certs {
+			named[i].Cert = c
 		}
-		r.SetRoutes(f.Routes)
-		log.Info("routing table reloaded", "on", why, "routes", len(f.Routes), "certificates", len(certs))
+		if err := apply(f.Routes, named, why); err != nil {
+			log.Error("certificates not reloaded", "err", err)
+		}
 	}
 	for {
 		select {
 		case <-ctx.Done():
-			r.Close()
-			if out != nil {
-				out.flush()
-			}
 			return nil
 		case err := <-errc:
-			r.Close()
 			return err
 		case <-hup:
 			stamp = fileStamp(tablePath)
@@ -157,6 +237,77 @@ func runRouter(args []string) error {
 			}
 		}
 	}
+}
+
+// apiWait is how long one poll of the API waits for a change.
+const apiWait = 30 * time.Second
+
+// firstTable fetches the routing table from the API, retrying until it
+// succeeds or ctx ends.
+func firstTable(ctx context.Context, c *routing.Client, log *slog.Logger, use func(*routing.Table, []router.NamedCert, string) error) error {
+	for delay := time.Second; ; delay = min(2*delay, 10*time.Second) {
+		t, certs, tag, err := c.Fetch(ctx, "", 0)
+		if err == nil {
+			return use(t, certs, tag)
+		}
+		log.Error("no routing table yet; retrying", "api", c.URL, "err", err, "in", delay)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+	}
+}
+
+// followAPI long-polls the API for changes to the routing table until ctx
+// ends. When the API cannot be reached, the router keeps the table it has.
+func followAPI(ctx context.Context, c *routing.Client, etag string, log *slog.Logger, use func(*routing.Table, []router.NamedCert) error) {
+	delay := time.Second
+	for ctx.Err() == nil {
+		t, certs, tag, err := c.Fetch(ctx, etag, apiWait)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			log.Error("routing table not refreshed; the previous one stays", "err", err, "retry_in", delay)
+			select {
+			case <-ctx.Done():
+			case <-time.After(delay):
+			}
+			delay = min(2*delay, 10*time.Second)
+			continue
+		}
+		delay = time.Second
+		if t == nil {
+			continue // unchanged
+		}
+		if err := use(t, certs); err != nil {
+			log.Error("routing table not applied; the previous one stays", "err", err)
+			continue
+		}
+		etag = tag
+	}
+}
+
+// apiHTTPClient is the client for --api: no overall timeout (a poll waits
+// for changes), the system's roots plus caFile's.
+func apiHTTPClient(caFile string) (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if caFile != "" {
+		pemBytes, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--api-ca: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pemBytes) {
+			return nil, fmt.Errorf("--api-ca: %s holds no PEM certificate", caFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+	}
+	return &http.Client{Transport: tr}, nil
 }
 
 func fileStamp(path string) string {

@@ -240,7 +240,7 @@ func runServer(args []string) error {
 	}
 
 	// Router.
-	rtr, stopRouter, err := startRouter(ctx, routerSetup{httpAddr: cfg.routerHTTP, httpsAddr: cfg.routerHTTPS,
+	rtr, hub, stopRouter, err := startRouter(ctx, routerSetup{httpAddr: cfg.routerHTTP, httpsAddr: cfg.routerHTTPS,
 		baseDomain: cfg.baseDomain, platform: p, bus: bus, dynos: dynos, logs: logs, certs: certMgr,
 		domains: p.Hostnames, log: log})
 	if err != nil {
@@ -281,6 +281,7 @@ func runServer(args []string) error {
 		}
 	}
 	apiCfg.Logs = logs // Logplex.
+	apiCfg.Routers = routersAPI{hub: hub, certs: certMgr, logs: logs}
 	var stopRegistry func()
 	if apiCfg.Images, stopRegistry, err = startRegistry(ctx, cfg, p, images, dynos, ca, log); err != nil {
 		ln.Close()

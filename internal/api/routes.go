@@ -90,6 +90,11 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /build-sources/{key}", s.buildSource)
 	s.mux.HandleFunc("GET /build-output/{key}", s.buildOutput)
 
+	// Routers running apart from the server (skiff router --api).
+	s.handleRouter("GET /skiff/router/table", s.routerTable)
+	s.handleRouter("GET /skiff/router/acme-challenges/{token}", s.routerChallenge)
+	s.handleRouter("POST /skiff/router/logs", s.routerLogs) // = routerLogsPattern
+
 	// Platform catalogue.
 	s.handle("GET /regions", s.listRegions)
 	s.handle("GET /regions/{region}", s.getRegion)

@@ -40,6 +40,8 @@ type Config struct {
 	Images Images
 	// Rendezvous serves attached one-off dynos (heroku run); nil: none.
 	Rendezvous Rendezvous
+	// Routers serves routers running apart from the server; nil: none.
+	Routers Routers
 }
 
 // Images readies released images; see Config.Images.
@@ -187,7 +189,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	s.mux.ServeHTTP(rec, r)
-	if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Pattern != logInputPattern {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Pattern != logInputPattern && r.Pattern != routerLogsPattern {
 		s.grants.changed() // it may have revoked a token or access: see grants
 	}
 }

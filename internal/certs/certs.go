@@ -12,17 +12,21 @@
 //
 // Certificates and the ACME account live in the platform store, so that
 // several routers can share them; ACME HTTP-01 challenge answers are kept
-// in this process and served by Manager.ChallengeHandler.
+// in this process and served by Manager.ChallengeHandler (and, through the
+// API, by Manager.Challenge to routers running apart from the server,
+// which also receive the index as Manager.Served).
 package certs
 
 import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -85,6 +89,22 @@ type Manager struct {
 	parsed map[string]*tls.Certificate // key: kind+id+updated_at, so unchanged certificates are not parsed again
 	tries  map[string]*attempt         // domain id -> failed validations
 	wake   chan struct{}
+
+	// served is the index as routers apart from the server receive it;
+	// servedCh is closed when it changes. Both under mu.
+	served   []Served
+	servedCh chan struct{}
+	pem      map[*tls.Certificate]Served // encoded once per parsed certificate
+}
+
+// Served is a certificate with its key, in PEM, and the hostnames it is
+// served for: exact names, and "*.example.com" for the names one label
+// under example.com. The platform's own certificate has no hosts: it is
+// served for any name the others do not hold.
+type Served struct {
+	Hosts []string `json:"hosts,omitempty"`
+	Chain string   `json:"chain"`
+	Key   string   `json:"key"`
 }
 
 type attempt struct {
@@ -121,7 +141,8 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if cfg.Default == nil {
 		return nil, errors.New("certs: no default certificate")
 	}
-	m := &Manager{cfg: cfg, parsed: map[string]*tls.Certificate{}, tries: map[string]*attempt{}, wake: make(chan struct{}, 1)}
+	m := &Manager{cfg: cfg, parsed: map[string]*tls.Certificate{}, tries: map[string]*attempt{}, wake: make(chan struct{}, 1),
+		servedCh: make(chan struct{}), pem: map[*tls.Certificate]Served{}}
 	if err := m.Reload(ctx); err != nil {
 		return nil, err
 	}
@@ -220,7 +241,87 @@ func (m *Manager) Reload(ctx context.Context) error {
 	}
 	m.parsed = keep
 	m.idx.Store(x)
+	return m.serve(x)
+}
+
+// serve publishes x as Served, closing servedCh if that changes it.
+// Called with mu held.
+func (m *Manager) serve(x *index) error {
+	hosts := map[*tls.Certificate][]string{}
+	for h, c := range x.exact {
+		hosts[c] = append(hosts[c], h)
+	}
+	for parent, c := range x.wild {
+		hosts[c] = append(hosts[c], "*."+parent)
+	}
+	encoded := map[*tls.Certificate]Served{}
+	encode := func(c *tls.Certificate) (Served, error) {
+		s, ok := m.pem[c]
+		if !ok {
+			var err error
+			if s, err = encodePEM(c); err != nil {
+				return Served{}, err
+			}
+		}
+		encoded[c] = s
+		return s, nil
+	}
+	def, err := encode(x.def)
+	if err != nil {
+		return fmt.Errorf("certs: platform certificate: %w", err)
+	}
+	served := []Served{def}
+	for c, hs := range hosts {
+		s, err := encode(c)
+		if err != nil {
+			m.cfg.Log.Warn("certificate not handed to routers", "hosts", hs, "err", err)
+			continue
+		}
+		slices.Sort(hs)
+		s.Hosts = hs
+		served = append(served, s)
+	}
+	slices.SortFunc(served[1:], func(a, b Served) int { return strings.Compare(a.Hosts[0], b.Hosts[0]) })
+	m.pem = encoded
+	if !slices.EqualFunc(served, m.served, func(a, b Served) bool {
+		return a.Chain == b.Chain && a.Key == b.Key && slices.Equal(a.Hosts, b.Hosts)
+	}) {
+		m.served = served
+		close(m.servedCh)
+		m.servedCh = make(chan struct{})
+	}
 	return nil
+}
+
+// encodePEM writes a certificate's chain and private key as PEM.
+func encodePEM(c *tls.Certificate) (Served, error) {
+	var chain []byte
+	for _, der := range c.Certificate {
+		chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
+	key, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		return Served{}, fmt.Errorf("encode private key: %w", err)
+	}
+	return Served{Chain: string(chain), Key: string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}))}, nil
+}
+
+// Served returns the certificates every router serves, and a channel
+// closed when they change.
+func (m *Manager) Served() ([]Served, <-chan struct{}) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.served, m.servedCh
+}
+
+// Challenge returns the key authorization for an ACME HTTP-01 token of an
+// order in progress.
+func (m *Manager) Challenge(token string) (string, bool) {
+	v, ok := m.tokens.Load(token)
+	if !ok {
+		return "", false
+	}
+	return v.(string), true
 }
 
 // fits reports whether leaf serves host. A wildcard domain
@@ -261,13 +362,13 @@ func (m *Manager) serveChallenge(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	v, ok := m.tokens.Load(token)
+	v, ok := m.Challenge(token)
 	if !ok {
 		http.NotFound(w, r)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain")
-	w.Write([]byte(v.(string)))
+	w.Write([]byte(v))
 }
 
 // Run reloads the index on changes and runs the ACME loop until ctx ends.

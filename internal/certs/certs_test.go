@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/skiffhq/skiff/internal/certs/pebbletest"
 	"github.com/skiffhq/skiff/internal/pki"
 	"github.com/skiffhq/skiff/internal/platform"
+	"github.com/skiffhq/skiff/internal/router"
 	"github.com/skiffhq/skiff/internal/store"
 )
 
@@ -141,6 +143,9 @@ func TestGetCertificateChoosesBySNI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A router apart from the server (skiff router --api) gets the index
+	// as Served and must choose the same.
+	remote := remoteCerts(t, m)
 	for _, tc := range []struct {
 		sni  string
 		want *x509.Certificate
@@ -164,6 +169,9 @@ func TestGetCertificateChoosesBySNI(t *testing.T) {
 		if !c.Leaf.Equal(tc.want) {
 			t.Errorf("%q: got the certificate for %v, want the one for %v", tc.sni, c.Leaf.DNSNames, tc.want.DNSNames)
 		}
+		if c, err := remote.GetCertificate(&tls.ClientHelloInfo{ServerName: tc.sni}); err != nil || !c.Leaf.Equal(tc.want) {
+			t.Errorf("%q from Served: got %v (%v), want the certificate for %v", tc.sni, c, err, tc.want.DNSNames)
+		}
 	}
 
 	// Removing the endpoint falls back to the platform's certificate once
@@ -176,6 +184,62 @@ func TestGetCertificateChoosesBySNI(t *testing.T) {
 	}
 	if c, _ := m.GetCertificate(&tls.ClientHelloInfo{ServerName: "www.shop.example"}); !c.Leaf.Equal(f.def.Leaf) {
 		t.Errorf("after removal: got %v, want the default", c.Leaf.DNSNames)
+	}
+}
+
+// remoteCerts loads what m serves into a router's certificate set, as
+// `skiff router --api` does.
+func remoteCerts(t *testing.T, m *Manager) *router.Certs {
+	t.Helper()
+	served, _ := m.Served()
+	var named []router.NamedCert
+	for _, s := range served {
+		c, err := tls.X509KeyPair([]byte(s.Chain), []byte(s.Key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		named = append(named, router.NamedCert{Cert: &c, Hosts: s.Hosts})
+	}
+	var rc router.Certs
+	if err := rc.SetNamed(named); err != nil {
+		t.Fatal(err)
+	}
+	return &rc
+}
+
+func TestServedChanges(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	f.app(t, "shop", "www.shop.example")
+	m, err := New(ctx, Config{Source: f.p, Default: f.def, Log: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served, changed := m.Served()
+	if len(served) != 1 || served[0].Hosts != nil {
+		t.Fatalf("before any upload: %+v, want the platform's certificate alone", served)
+	}
+	if err := m.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+		t.Fatal("a reload without a change closed the channel")
+	default:
+	}
+	f.upload(t, "shop", "www.shop.example")
+	if err := m.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	default:
+		t.Fatal("an upload did not close the channel")
+	}
+	served, _ = m.Served()
+	if len(served) != 2 || !slices.Equal(served[1].Hosts, []string{"www.shop.example"}) {
+		t.Fatalf("after the upload: %d certificates, hosts %v", len(served), served[len(served)-1].Hosts)
 	}
 }
 

@@ -46,9 +46,33 @@ func ReadFile(path string) (*File, []*tls.Certificate, error) {
 	if err := dec.Decode(&f); err != nil {
 		return nil, nil, fmt.Errorf("routing table %s: %w", path, err)
 	}
+	if err := CheckRoutes(f.Routes); err != nil {
+		return nil, nil, fmt.Errorf("routing table %s: %w", path, err)
+	}
+	var certs []*tls.Certificate
+	for _, c := range f.Certificates {
+		rel := func(p string) string {
+			if filepath.IsAbs(p) {
+				return p
+			}
+			return filepath.Join(filepath.Dir(path), p)
+		}
+		kp, err := tls.LoadX509KeyPair(rel(c.Cert), rel(c.Key))
+		if err != nil {
+			return nil, nil, fmt.Errorf("routing table %s: certificate %s: %w", path, c.Cert, err)
+		}
+		certs = append(certs, &kp)
+	}
+	return &f, certs, nil
+}
+
+// CheckRoutes checks a routing table from outside (a file, the API): every
+// route needs an app and a host, every backend a host:port, and no host
+// may belong to two apps. Backends without a name are named web.N.
+func CheckRoutes(routes []Route) error {
 	owner := map[string]string{}
 	var errs []error
-	for i, r := range f.Routes {
+	for i, r := range routes {
 		if r.App == "" {
 			errs = append(errs, fmt.Errorf("route %d: no app name", i))
 		}
@@ -72,28 +96,11 @@ func ReadFile(path string) (*File, []*tls.Certificate, error) {
 				errs = append(errs, fmt.Errorf("route %d (%s) backend %d: address %q: %v", i, r.App, j, be.Addr, err))
 			}
 			if be.Name == "" {
-				f.Routes[i].Backends[j].Name = fmt.Sprintf("web.%d", j+1)
+				routes[i].Backends[j].Name = fmt.Sprintf("web.%d", j+1)
 			}
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, nil, fmt.Errorf("routing table %s: %w", path, err)
-	}
-	var certs []*tls.Certificate
-	for _, c := range f.Certificates {
-		rel := func(p string) string {
-			if filepath.IsAbs(p) {
-				return p
-			}
-			return filepath.Join(filepath.Dir(path), p)
-		}
-		kp, err := tls.LoadX509KeyPair(rel(c.Cert), rel(c.Key))
-		if err != nil {
-			return nil, nil, fmt.Errorf("routing table %s: certificate %s: %w", path, c.Cert, err)
-		}
-		certs = append(certs, &kp)
-	}
-	return &f, certs, nil
+	return errors.Join(errs...)
 }
 
 // Certs chooses a certificate by SNI among a set that can be replaced at
@@ -108,29 +115,65 @@ type certSet struct {
 	first  *tls.Certificate
 }
 
-// Set replaces the certificates.
+// Set replaces the certificates; each serves the names it holds, and the
+// first also serves any other name.
 func (c *Certs) Set(certs []*tls.Certificate) error {
+	named := make([]NamedCert, len(certs))
+	for i, crt := range certs {
+		named[i].Cert = crt
+	}
+	return c.SetNamed(named)
+}
+
+// NamedCert is a certificate and the hostnames it is served for: exact
+// names, and "*.example.com" for any name one label under example.com.
+// Without hosts, it serves the names it holds.
+type NamedCert struct {
+	Cert  *tls.Certificate
+	Hosts []string
+}
+
+// SetNamed replaces the certificates. Names given explicitly take
+// precedence over the names certificates hold; the first certificate also
+// serves any name no other serves.
+func (c *Certs) SetNamed(certs []NamedCert) error {
 	s := &certSet{byName: map[string]*tls.Certificate{}}
-	for _, crt := range certs {
-		if crt.Leaf == nil {
-			leaf, err := x509.ParseCertificate(crt.Certificate[0])
+	add := func(name string, crt *tls.Certificate) {
+		name = strings.ToLower(name)
+		if _, ok := s.byName[name]; !ok {
+			s.byName[name] = crt
+		}
+	}
+	for _, nc := range certs {
+		if nc.Cert.Leaf == nil {
+			leaf, err := x509.ParseCertificate(nc.Cert.Certificate[0])
 			if err != nil {
 				return fmt.Errorf("parse certificate: %w", err)
 			}
-			crt.Leaf = leaf
+			nc.Cert.Leaf = leaf
 		}
-		for _, n := range crt.Leaf.DNSNames {
-			n = strings.ToLower(n)
-			if _, ok := s.byName[n]; !ok {
-				s.byName[n] = crt
-			}
+		for _, h := range nc.Hosts {
+			add(h, nc.Cert)
 		}
 		if s.first == nil {
-			s.first = crt
+			s.first = nc.Cert
+		}
+	}
+	for _, nc := range certs {
+		if len(nc.Hosts) == 0 {
+			for _, n := range nc.Cert.Leaf.DNSNames {
+				add(n, nc.Cert)
+			}
 		}
 	}
 	c.set.Store(s)
 	return nil
+}
+
+// Empty reports whether the set holds no certificate.
+func (c *Certs) Empty() bool {
+	s := c.set.Load()
+	return s == nil || s.first == nil
 }
 
 // GetCertificate is a tls.Config.GetCertificate.

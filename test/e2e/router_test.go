@@ -170,6 +170,19 @@ func TestRouterWithDynos(t *testing.T) {
 		t.Errorf("HTTPS: %s %q", res.Proto, b)
 	}
 
+	// A router apart from the server, fed by its API, reaches the dyno too.
+	_, apiRouter, _ := startAPIRouter(t, s, s.AdminToken)
+	req, _ = http.NewRequest("GET", "http://"+apiRouter+"/", nil)
+	req.Host = host
+	if res, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || string(b) != "web.1 http HTTP/1.1" {
+		t.Errorf("through skiff router --api: %d %q", res.StatusCode, b)
+	}
+
 	// Scale 1 → 4 under load: no request fails, all four serve.
 	l := startLoad(t, s.RouterURL+"/", host, 4)
 	time.Sleep(300 * time.Millisecond)
