@@ -307,6 +307,12 @@ func TestRouterACM(t *testing.T) {
 	if _, err := tlsDial(s.RouterTLSURL, "lost.example.test", roots); err == nil {
 		t.Error("lost.example.test is served a certificate from pebble, want none (the platform's)")
 	}
+
+	// A router apart from the server, fed by its API, serves the same
+	// ACM certificates.
+	_, _, remoteTLS := startAPIRouter(t, s, s.AdminToken)
+	pollTLS(t, "https://"+remoteTLS, "late.example.test", roots, "web.1 https HTTP/1.1")
+	pollTLS(t, "https://"+remoteTLS, domain, roots, "web.1 https HTTP/1.1")
 }
 
 // routerGet sends GET / with the given Host to the router over plain HTTP.
