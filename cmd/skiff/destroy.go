@@ -57,10 +57,13 @@ func startRemover(ctx context.Context, p *platform.Platform, bus *platform.Bus, 
 			case <-ctx.Done():
 				return
 			case e := <-sub.C:
+				if e.Kind == platform.EventApp { // perhaps a rename: the repositories follow
+					rm.reconcileImages(ctx)
+				}
 				if e.Kind != platform.EventDestroy {
 					continue
 				}
-				rm.removeImages(e.AppName)
+				rm.reconcileImages(ctx)
 				mu.Lock()
 				pending = append(pending, e.AppID)
 				mu.Unlock()
@@ -96,15 +99,17 @@ func startRemover(ctx context.Context, p *platform.Platform, bus *platform.Bus, 
 	}
 }
 
-// removeImages removes the registry repositories of a destroyed app, at
-// once, so that a new app of the same name finds none. (Logplex removes
-// the app's history on the event itself.)
-func (rm *remover) removeImages(app string) {
-	if rm.reg == nil || app == "" {
+// reconcileImages removes the registry repositories of destroyed apps and
+// moves renamed apps' to their new names, at once, so that a new app of
+// an old name finds none. (Logplex removes the app's history on the event
+// itself.) The registry also reconciles at start, and before serving a
+// name whose recorded owner is another app, so a lost event loses nothing.
+func (rm *remover) reconcileImages(ctx context.Context) {
+	if rm.reg == nil {
 		return
 	}
-	if err := rm.reg.RemoveApp(app); err != nil {
-		rm.log.Warn("removing a destroyed app's images", "app", app, "err", err)
+	if err := rm.reg.Reconcile(ctx); err != nil && ctx.Err() == nil {
+		rm.log.Warn("reconciling registry repositories with the apps", "err", err)
 	}
 }
 
@@ -128,29 +133,12 @@ func (rm *remover) prune(ctx context.Context) {
 			rm.log.Info("removed destroyed apps' build state", "items", n)
 		}
 	}
-	// Listed before the platform is asked: state made after the answer is
-	// a live app's.
-	var regApps []string
-	if rm.reg != nil {
-		var err error
-		if regApps, err = rm.reg.Apps(); err != nil {
-			rm.log.Warn("listing registry repositories", "err", err)
-		}
-	}
-	logApps := rm.logs.Apps()
+	rm.reconcileImages(ctx)
+	logApps := rm.logs.Apps() // listed before the platform is asked: state made after the answer is a live app's
 	live, err := rm.p.LiveState(ctx)
 	if err != nil {
 		rm.log.Warn("removing destroyed apps' state", "err", err)
 		return
-	}
-	for _, name := range regApps {
-		if !live.Names[name] {
-			if err := rm.reg.RemoveApp(name); err != nil {
-				rm.log.Warn("removing a destroyed app's images", "app", name, "err", err)
-			} else {
-				rm.log.Info("removed the images of a destroyed app", "app", name)
-			}
-		}
 	}
 	for _, id := range logApps {
 		if !live.Apps[id] {

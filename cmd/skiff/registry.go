@@ -150,12 +150,23 @@ func (a platformAccounts) Active(ctx context.Context, who registry.Principal) (b
 	return false, nil
 }
 
-func (a platformAccounts) CanUse(ctx context.Context, account, app string) (bool, error) {
-	_, err := a.p.App(ctx, &platform.Account{ID: account}, app)
+func (a platformAccounts) AppID(ctx context.Context, account, app string) (string, error) {
+	ap, err := a.p.App(ctx, &platform.Account{ID: account}, app)
 	if e, ok := platform.AsError(err); ok && (e.Kind == platform.KindNotFound || e.Kind == platform.KindForbidden) {
-		return false, nil
+		return "", nil
 	}
-	return err == nil, err
+	if err != nil {
+		return "", err
+	}
+	return ap.ID, nil
+}
+
+func (a platformAccounts) Apps(ctx context.Context) (map[string]string, error) {
+	live, err := a.p.LiveState(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return live.NameOf, nil
 }
 
 // releaser readies released images and collects the ones no release needs.

@@ -22,7 +22,8 @@ func (anyone) Authenticate(context.Context, string) (registry.Principal, error) 
 	return registry.Principal{Account: "a"}, nil
 }
 func (anyone) Active(context.Context, registry.Principal) (bool, error) { return true, nil }
-func (anyone) CanUse(context.Context, string, string) (bool, error)     { return true, nil }
+func (anyone) AppID(_ context.Context, _, app string) (string, error)   { return "id-" + app, nil }
+func (anyone) Apps(context.Context) (map[string]string, error)          { return nil, nil } // only read by Reconcile, at start
 
 // TestPublishToRegistry builds a heroku.yml app with two images: each is
 // published to its type's repository in a real embedded registry before

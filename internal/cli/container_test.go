@@ -27,7 +27,8 @@ func (oneAccount) Authenticate(_ context.Context, s string) (registry.Principal,
 	return registry.Principal{Account: "acc", Token: "t"}, nil
 }
 func (oneAccount) Active(context.Context, registry.Principal) (bool, error) { return true, nil }
-func (oneAccount) CanUse(context.Context, string, string) (bool, error)     { return true, nil }
+func (oneAccount) AppID(_ context.Context, _, app string) (string, error)   { return "id-" + app, nil }
+func (oneAccount) Apps(context.Context) (map[string]string, error)          { return nil, nil } // only read by Reconcile, at start
 
 // testRegistry serves a real embedded registry.
 func testRegistry(t *testing.T) string {

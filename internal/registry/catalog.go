@@ -49,9 +49,11 @@ func (r *Registry) serveCatalog(w http.ResponseWriter, req *http.Request, accoun
 		can, seen := access[app]
 		if !seen {
 			var err error
-			if can, err = r.cfg.Accounts.CanUse(ctx, account, app); err != nil {
+			id, err := r.cfg.Accounts.AppID(ctx, account, app)
+			if err != nil {
 				return err
 			}
+			can = id != ""
 			access[app] = can
 		}
 		if can && name > last {

@@ -17,7 +17,8 @@ type accounts struct {
 	tokens  map[string]string          // token → account
 	apps    map[string]map[string]bool // account → apps it can use
 	mu      *sync.Mutex
-	revoked map[string]bool // tokens revoked
+	revoked map[string]bool   // tokens revoked
+	ids     map[string]string // app name → id, for apps whose id is not "id-"+name
 }
 
 func (a accounts) Authenticate(_ context.Context, secret string) (Principal, error) {
@@ -33,8 +34,56 @@ func (a accounts) Active(_ context.Context, p Principal) (bool, error) {
 	return !a.revoked[p.Token], nil
 }
 
-func (a accounts) CanUse(_ context.Context, account, app string) (bool, error) {
-	return a.apps[account][app], nil
+func (a accounts) AppID(_ context.Context, account, app string) (string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.apps[account][app] {
+		return "", nil
+	}
+	return a.idOf(app), nil
+}
+
+func (a accounts) idOf(app string) string {
+	if id, ok := a.ids[app]; ok {
+		return id
+	}
+	return "id-" + app
+}
+
+func (a accounts) Apps(context.Context) (map[string]string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	m := map[string]string{}
+	for _, apps := range a.apps {
+		for app, ok := range apps {
+			if ok {
+				m[a.idOf(app)] = app
+			}
+		}
+	}
+	return m, nil
+}
+
+// rename renames an app of account, keeping its id; to == "" destroys it.
+func (a accounts) rename(account, from, to string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	id := a.idOf(from)
+	delete(a.apps[account], from)
+	delete(a.ids, from)
+	if to != "" {
+		a.apps[account][to] = true
+		a.ids[to] = id
+	}
+}
+
+// create adds a new app for account, with a new id even if the name was
+// used before.
+func (a accounts) create(account, app, id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.apps[account][app] = true
+	a.ids[app] = id
 }
 
 const (
@@ -47,6 +96,7 @@ func testAccounts() accounts {
 		tokens:  map[string]string{aliceToken: "alice", bobToken: "bob"},
 		mu:      new(sync.Mutex),
 		revoked: map[string]bool{},
+		ids:     map[string]string{},
 		apps: map[string]map[string]bool{
 			"alice": {"conformance": true, "myapp": true, "other": true},
 			"bob":   {"bobapp": true},

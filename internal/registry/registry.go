@@ -54,9 +54,12 @@ type Accounts interface {
 	// still exists and has not expired: revoking an API token ends its
 	// registry tokens too.
 	Active(ctx context.Context, p Principal) (bool, error)
-	// CanUse reports whether the account may push and pull the images of
-	// the app. An app that does not exist is false, not an error.
-	CanUse(ctx context.Context, account, app string) (bool, error)
+	// AppID returns the id of the app named app if the account may push
+	// and pull its images, and "" if not: an app that does not exist is
+	// "", not an error.
+	AppID(ctx context.Context, account, app string) (string, error)
+	// Apps returns every app's name by id, for Reconcile.
+	Apps(ctx context.Context) (map[string]string, error)
 }
 
 // Principal is who a request acts as: an account, through one of its API
@@ -86,6 +89,7 @@ type Registry struct {
 	driver storagedriver.StorageDriver
 	ns     distribution.Namespace
 	tokens *tokenKey
+	owners *owners
 	log    *slog.Logger
 
 	// gc is held shared by every request that writes and exclusively by
@@ -163,6 +167,13 @@ func New(ctx context.Context, cfg Config) (*Registry, error) {
 	}()
 	if perr != nil {
 		return nil, perr
+	}
+	// Renames and destroys made while the registry was not running.
+	if r.owners, err = loadOwners(cfg.Dir); err != nil {
+		return nil, err
+	}
+	if err := r.Reconcile(ctx); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
@@ -264,15 +275,19 @@ func repoOf(p string) (app, typ string, ok bool) {
 	return parts[0], parts[1], parts[0] != "" && parts[1] != ""
 }
 
-// allowed checks that account may use app, answering 403 DENIED if not.
+// allowed checks that account may use app, answering 403 DENIED if not,
+// and that the repositories under its name are its own (see owners).
 func (r *Registry) allowed(w http.ResponseWriter, req *http.Request, account, app string) bool {
-	ok, err := r.cfg.Accounts.CanUse(req.Context(), account, app)
+	id, err := r.cfg.Accounts.AppID(req.Context(), account, app)
+	if err == nil && id != "" {
+		err = r.own(req.Context(), app, id)
+	}
 	if err != nil {
 		r.log.Error("registry: checking app access", "app", app, "err", err)
 		writeError(w, http.StatusInternalServerError, "UNKNOWN", "could not check access", nil)
 		return false
 	}
-	if !ok {
+	if id == "" {
 		writeError(w, http.StatusForbidden, "DENIED",
 			fmt.Sprintf("requested access to the resource is denied: no app %q that this account can use", app), nil)
 		return false

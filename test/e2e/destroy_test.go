@@ -165,4 +165,18 @@ func TestDestroyRemovesEverything(t *testing.T) {
 	if out, err := inspect("keepapp/web:latest"); err != nil {
 		t.Errorf("keepapp's image after the restart: %v\n%s", err, out)
 	}
+
+	// A rename: the repositories follow the app, and its old name is free.
+	h = s.heroku(t, s.AdminToken)
+	h.ok(t, "apps:rename", "movedapp", "--app", "keepapp")
+	if out, err := inspect("movedapp/web:latest"); err != nil {
+		t.Errorf("the renamed app's image: %v\n%s", err, out)
+	}
+	if res := runProcess(t, herokuBinary(t), []string{"container:release", "web", "-a", "movedapp"}, h.containerEnv(t), nil); res.Code != 0 {
+		t.Errorf("heroku container:release after the rename: exit %d\n%s", res.Code, res.Stderr)
+	}
+	h.ok(t, "apps:create", "keepapp")
+	if out, err := inspect("keepapp/web:latest"); err == nil {
+		t.Errorf("a new app under the old name sees the renamed app's image:\n%s", out)
+	}
 }
