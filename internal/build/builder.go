@@ -43,8 +43,12 @@ type Limits struct {
 	// Timeout bounds a whole build. Default 15 minutes.
 	Timeout time.Duration
 	// MaxLayerBytes bounds the file content of one step's layer, and of
-	// the build context. Default 2 GiB.
+	// the build context. Default 2 GiB. A RUN step is stopped as soon as
+	// its layer grows past it.
 	MaxLayerBytes int64
+	// DiskReserve is the free space a RUN step must leave on the disk
+	// that holds it; a step that eats into it is stopped. Default 256 MiB.
+	DiskReserve int64
 }
 
 func (l Limits) withDefaults() Limits {
@@ -62,6 +66,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxLayerBytes <= 0 {
 		l.MaxLayerBytes = 2 << 30
+	}
+	if l.DiskReserve <= 0 {
+		l.DiskReserve = 256 << 20
 	}
 	return l
 }
@@ -830,13 +837,28 @@ func (r *run) runStep(st *state, in *instruction) error {
 		}
 		return r.fail(in, "could not start: %v", err)
 	}
-	select {
-	case <-c.Done():
-	case <-r.ctx.Done():
+	wctx, stopWatch := context.WithCancel(r.ctx)
+	defer stopWatch()
+	disk := make(chan string, 1)
+	go func() {
+		disk <- diskWatch{dir: upper, limit: r.lim.MaxLayerBytes, reserve: r.lim.DiskReserve, every: 250 * time.Millisecond}.run(wctx)
+	}()
+	kill := func() {
 		_ = c.Signal(syscall.SIGKILL)
 		_ = c.SignalAll(syscall.SIGKILL)
 		c.Wait()
+	}
+	select {
+	case <-c.Done():
+	case <-r.ctx.Done():
+		kill()
 		return context.Cause(r.ctx)
+	case why := <-disk:
+		kill()
+		if why == "" { // the build ended meanwhile
+			return context.Cause(r.ctx)
+		}
+		return r.fail(in, "%s", why)
 	}
 	exit := c.Wait()
 	switch {

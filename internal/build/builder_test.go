@@ -266,8 +266,21 @@ func TestBuildLimits(t *testing.T) {
 	e.b.Limits.Timeout = time.Minute
 	e.b.Limits.MaxLayerBytes = 1 << 20
 	_, out, err = e.build(e.context(map[string]string{"Dockerfile": "FROM busybox\nRUN dd if=/dev/zero of=/big bs=1024 count=2048\n"}), nil)
-	if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "layer too large") {
+	if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "layer too large") && !strings.Contains(err.Error(), "wrote more than 1 MB") {
 		t.Errorf("huge file: %v\n%s", err, out)
+	}
+	// A step that keeps writing is stopped while it runs, not after.
+	_, out, err = e.build(e.context(map[string]string{"Dockerfile": "FROM busybox\nRUN dd if=/dev/zero of=/big bs=1024 count=4096; sleep 600\n"}), nil)
+	if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "Dockerfile line 2: RUN: stopped: the step wrote more than 1 MB") {
+		t.Errorf("a step filling its layer: %v\n%s", err, out)
+	}
+	// So is a step when the disk under it runs low (here: a reserve
+	// larger than any disk).
+	e.b.Limits.MaxLayerBytes = 0
+	e.b.Limits.DiskReserve = 1 << 60
+	_, out, err = e.build(e.context(map[string]string{"Dockerfile": "FROM busybox\nRUN sleep 600\n"}), nil)
+	if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "stopped: the disk holding the build has") {
+		t.Errorf("a step on a full disk: %v\n%s", err, out)
 	}
 }
 
