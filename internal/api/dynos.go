@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/skiffhq/skiff/internal/dyno"
 	"github.com/skiffhq/skiff/internal/rendezvous"
@@ -129,6 +131,7 @@ func (s *Server) createDyno(w http.ResponseWriter, r *http.Request, c *call) err
 		Size       string                     `json:"size"`
 		Type       string                     `json:"type"`
 		ForceNoTTY *bool                      `json:"force_no_tty"`
+		TimeToLive *int64                     `json:"time_to_live"`
 	}
 	if err := decode(r, &body); err != nil {
 		return err
@@ -148,6 +151,12 @@ func (s *Server) createDyno(w http.ResponseWriter, r *http.Request, c *call) err
 		return invalidParams("This Skiff server runs no dynos.")
 	}
 	o := dyno.OneOff{Command: body.Command, Env: env, Size: body.Size, Type: body.Type, NoTTY: body.ForceNoTTY != nil && *body.ForceNoTTY}
+	if body.TimeToLive != nil {
+		if *body.TimeToLive < 1 || *body.TimeToLive > int64(dyno.MaxTTL/time.Second) {
+			return invalidParams(fmt.Sprintf("time_to_live must be between 1 and %d seconds.", int64(dyno.MaxTTL/time.Second)))
+		}
+		o.TTL = time.Duration(*body.TimeToLive) * time.Second
+	}
 	var sess *rendezvous.Session
 	if body.Attach != nil && *body.Attach {
 		if s.cfg.Rendezvous == nil {

@@ -64,13 +64,20 @@ func (f *fakeDynos) RunOneOff(ctx context.Context, appID string, o dyno.OneOff) 
 
 func TestOneOffDynos(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, func(o *envOpts) { o.cfg.Dynos = &fakeDynos{} })
+	fd := &fakeDynos{}
+	e := newEnv(t, func(o *envOpts) { o.cfg.Dynos = fd })
 	e.createApp(e.admin.Token, "oneoff")
 	d := decodeAs[map[string]any](t, e.must(http.StatusCreated, "POST", "/apps/oneoff/dynos", e.admin.Token,
 		map[string]any{"command": "rake db:migrate", "attach": false, "env": map[string]string{"TERM": "xterm"}}))
 	if d["name"] != "run.4242" || d["type"] != "run" || d["command"] != "rake db:migrate" || d["state"] != "starting" {
 		t.Errorf("one-off dyno = %v", d)
 	}
+	e.must(http.StatusCreated, "POST", "/apps/oneoff/dynos", e.admin.Token, map[string]any{"command": "x", "time_to_live": 90})
+	fd.mu.Lock()
+	if fd.oneOff.TTL != 90*time.Second {
+		t.Errorf("time_to_live 90 reached the dyno manager as %s", fd.oneOff.TTL)
+	}
+	fd.mu.Unlock()
 	for _, tc := range []struct {
 		body   any
 		status int
@@ -80,6 +87,9 @@ func TestOneOffDynos(t *testing.T) {
 		{map[string]any{"attach": false}, 422, "invalid_params"},
 		{map[string]any{"command": "  "}, 422, "invalid_params"},
 		{map[string]any{"command": "x", "size": "Huge"}, 422, "invalid_params"},
+		{map[string]any{"command": "x", "time_to_live": 0}, 422, "invalid_params"},
+		{map[string]any{"command": "x", "time_to_live": 86401}, 422, "invalid_params"},
+		{map[string]any{"command": "x", "time_to_live": "soon"}, 422, "invalid_params"},
 		{map[string]any{"command": 5}, 422, "invalid_params"},
 		{`{"command":`, 400, "bad_request"},
 	} {

@@ -141,3 +141,33 @@ func TestTerminalSize(t *testing.T) {
 		}
 	}
 }
+
+// TestOneOffTimeToLive: a one-off dyno with a time to live is stopped
+// gracefully when it runs out; one beyond Heroku's 24 h is refused.
+func TestOneOffTimeToLive(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	app := e.app("ttl", "")
+	e.eventually("the manager running", func() bool { return len(e.m.Dynos(app.ID)) == 1 })
+	e.scale("ttl", "web", 0)
+	e.eventually("no dynos", func() bool { return len(e.m.Dynos(app.ID)) == 0 })
+	d, err := e.m.RunOneOff(context.Background(), app.ID, OneOff{Command: "sleep forever", TTL: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.eventually("gone after its time to live", func() bool { return len(e.m.Dynos(app.ID)) == 0 })
+	for _, want := range []string{
+		"heroku[" + d.Name + "]: Time to live of 100ms reached: stopping the dyno",
+		"heroku[" + d.Name + "]: Stopping all processes with SIGTERM",
+		"heroku[" + d.Name + "]: Process exited with status 143",
+	} {
+		if e.logs.count(want) != 1 {
+			t.Errorf("want one log line %q", want)
+		}
+	}
+	for _, ttl := range []time.Duration{-time.Second, MaxTTL + time.Second} {
+		if _, err := e.m.RunOneOff(context.Background(), app.ID, OneOff{Command: "x", TTL: ttl}); !errors.Is(err, ErrOneOff) {
+			t.Errorf("time to live %s: err = %v, want ErrOneOff", ttl, err)
+		}
+	}
+}

@@ -428,11 +428,20 @@ type OneOff struct {
 	// leaves. An error (nobody came in time) ends the dyno with R13.
 	Attach func(context.Context) (net.Conn, error)
 	NoTTY  bool // attached without a terminal: plain pipes (heroku run --no-tty)
+	// TTL, when set, is how long the dyno may live: it is then stopped
+	// as `heroku ps:stop` would (time_to_live, at most MaxTTL).
+	TTL time.Duration
 }
+
+// MaxTTL is the longest time_to_live of a one-off dyno (Heroku's 24 h).
+const MaxTTL = 24 * time.Hour
 
 // RunOneOff starts a one-off dyno (run.N) on the app's current release. It
 // runs once: it is never restarted, and it is gone once its process exits.
 func (m *Manager) RunOneOff(ctx context.Context, appID string, o OneOff) (Info, error) {
+	if o.TTL < 0 || o.TTL > MaxTTL {
+		return Info{}, fmt.Errorf("%w: time_to_live must be between 1 and %d seconds", ErrOneOff, int(MaxTTL/time.Second))
+	}
 	s, err := m.cfg.Source.DesiredApp(ctx, appID)
 	if err != nil {
 		return Info{}, err
@@ -475,7 +484,18 @@ func (m *Manager) RunOneOff(ctx context.Context, appID string, o OneOff) (Info, 
 		u.attach, u.Terminal = o.Attach, !o.NoTTY
 		u.Cols, u.Rows = terminalSize(env)
 	}
-	return m.addOneOffLocked(u).snapshot(), nil
+	sup := m.addOneOffLocked(u)
+	if o.TTL > 0 {
+		expire := time.AfterFunc(o.TTL, func() {
+			sup.log("Time to live of %s reached: stopping the dyno", o.TTL)
+			stopOnce(sup)
+		})
+		go func() {
+			<-sup.done
+			expire.Stop()
+		}()
+	}
+	return sup.snapshot(), nil
 }
 
 // addOneOffLocked names u "<type>.N" (N a free four-digit number), sets
