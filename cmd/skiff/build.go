@@ -26,6 +26,7 @@ type buildConfig struct {
 	parallel, memoryMB, timeout, maxSourceMB string
 	network                                  string // "true": RUN steps share the server's network namespace
 	logRetention                             string
+	cacheMB                                  string
 	gitAddr                                  string // HTTPS git listener; "" serves git on the API listener only
 }
 
@@ -40,6 +41,7 @@ func buildFlags(fs *flag.FlagSet, c *buildConfig) {
 	str(&c.maxSourceMB, "build-max-source", "SKIFF_BUILD_MAX_SOURCE", "1024", "largest source tarball and build layer, in MB")
 	str(&c.network, "build-network", "SKIFF_BUILD_NETWORK", "false", "let RUN steps use the host's network (true: trusted Dockerfiles only; they also reach the host's local services)")
 	str(&c.logRetention, "build-log-retention", "SKIFF_BUILD_LOG_RETENTION", "720h", "how long a finished build's output is kept")
+	str(&c.cacheMB, "build-cache-size", "SKIFF_BUILD_CACHE_SIZE", "5120", "largest layer cache of one app, in MB; the least recently used layers go first")
 	str(&c.gitAddr, "git-addr", "SKIFF_GIT_ADDR", "", "address of the HTTPS git listener (certificate from the local CA); git is also served over HTTP on the API address")
 }
 
@@ -74,6 +76,10 @@ func startBuilds(ctx context.Context, cfg *serverConfig, p *platform.Platform, i
 	if err != nil || logRetention <= 0 {
 		return nil, nil, fmt.Errorf("--build-log-retention %q: want a duration such as 720h", bc.logRetention)
 	}
+	cacheMB, err := strconv.ParseInt(bc.cacheMB, 10, 64)
+	if err != nil || cacheMB < 1 {
+		return nil, nil, fmt.Errorf("--build-cache-size %q: want a number of MB", bc.cacheMB)
+	}
 	dir := filepath.Join(cfg.dataDir, "builds")
 	rt, err := runtime.New(runtime.Config{Runc: cfg.runc, Root: filepath.Join(cfg.dataDir, "runc-builds"),
 		Dir: filepath.Join(dir, "containers"), CgroupParent: cfg.dynoBridge + "-builds"})
@@ -91,7 +97,8 @@ func startBuilds(ctx context.Context, cfg *serverConfig, p *platform.Platform, i
 	b := &build.Builder{Images: images, Runtime: rt, Init: init, Network: network,
 		Limits: build.Limits{Memory: mem << 20, Timeout: timeout, MaxLayerBytes: maxSrc << 20}}
 	svc, err := build.New(ctx, build.Config{Platform: p, Builder: b, Dir: dir, URL: apiURL, Parallel: parallel,
-		MaxSourceBytes: maxSrc << 20, HookBinary: exe, LogRetention: logRetention, Logger: log})
+		MaxSourceBytes: maxSrc << 20, HookBinary: exe, LogRetention: logRetention,
+		CacheMaxBytes: cacheMB << 20, Logger: log})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -679,9 +679,11 @@ func (r *run) healthcheck(st *state, in *instruction) (*v1.HealthConfig, error) 
 	return hc, nil
 }
 
-// cached finds the layer a step with this key made before.
+// cached finds the layer a step with this key made before, and marks the
+// key as used (see TrimCache).
 func (r *run) cached(key string) (layer, bool) {
-	b, err := os.ReadFile(filepath.Join(r.req.Cache, "keys", key))
+	keyFile := filepath.Join(r.req.Cache, "keys", key)
+	b, err := os.ReadFile(keyFile)
 	if err != nil {
 		return layer{}, false
 	}
@@ -703,6 +705,7 @@ func (r *run) cached(key string) (layer, bool) {
 	if fi, err := os.Stat(l.dir); err != nil || !fi.IsDir() {
 		return layer{}, false
 	}
+	touchKey(keyFile)
 	return l, true
 }
 

@@ -48,7 +48,22 @@ type Config struct {
 	// /apps/{app}/sources) and an unused upload slot are kept, as
 	// Heroku's source URLs expire. Default one hour.
 	SourceRetention time.Duration
-	Logger          *slog.Logger
+	// CacheMaxBytes bounds each app's layer cache: after each build the
+	// least recently used layers go until it fits. Default 5 GiB.
+	CacheMaxBytes int64
+	Logger        *slog.Logger
+}
+
+// trimCache keeps the app's layer cache within CacheMaxBytes.
+func (s *Service) trimCache(appID string, out io.Writer) {
+	n, freed, err := TrimCache(s.cacheDir(appID), s.cfg.CacheMaxBytes)
+	if err != nil {
+		s.cfg.Logger.Warn("trimming a build cache", "app_id", appID, "err", err)
+		return
+	}
+	if n > 0 {
+		fmt.Fprintf(out, "=== Build cache: %d least recently used layers removed (%d MB), to stay within %d MB\n", n, freed>>20, s.cfg.CacheMaxBytes>>20)
+	}
 }
 
 // sweepEvery is how often old logs and sources are removed.
@@ -115,6 +130,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	if cfg.SourceRetention <= 0 {
 		cfg.SourceRetention = time.Hour
+	}
+	if cfg.CacheMaxBytes <= 0 {
+		cfg.CacheMaxBytes = 5 << 30
 	}
 	for _, d := range []string{"logs", "cache", "sources", "work", "git"} {
 		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o700); err != nil {
@@ -393,6 +411,7 @@ func (s *Service) run(ctx context.Context, app *platform.App, b *platform.Build,
 		}
 	}
 	defer func() { <-s.sem }()
+	defer s.trimCache(app.ID, out) // still under the app's lock: no build of it uses the cache
 
 	root := sourceRoot(dir)
 	p, err := planBuild(root)

@@ -647,3 +647,20 @@ func TestStopDuringBuild(t *testing.T) {
 		t.Errorf("build = %+v", got)
 	}
 }
+
+// TestBuildCacheLimit: after each build the app's layer cache is trimmed
+// to CacheMaxBytes (TestTrimCache: least recently used layers first), so
+// the next build finds what was trimmed gone.
+func TestBuildCacheLimit(t *testing.T) {
+	s := newServer(t, func(c *Config) { c.CacheMaxBytes = 1 }) // nothing fits
+	s.createApp("cacheapp")
+	files := map[string]string{"Dockerfile": "FROM busybox\nRUN echo one > /one\nRUN echo two > /two\n"}
+	_, out := s.buildTar("cacheapp", files, "succeeded")
+	if !strings.Contains(out, "=== Build cache: 2 least recently used layers removed") {
+		t.Errorf("first build: no trim\n%s", out)
+	}
+	_, out = s.buildTar("cacheapp", files, "succeeded")
+	if strings.Contains(out, "Using cache") {
+		t.Errorf("second build used a trimmed cache\n%s", out)
+	}
+}
