@@ -88,6 +88,7 @@ func startRouter(ctx context.Context, s routerSetup) (r *router.Router, hub *rou
 	if s.dynos != nil {
 		s.dynos.Watch(feed.Notify)
 	}
+	context.AfterFunc(ctx, hub.Close) // routers waiting for a change must not hold up the API's shutdown
 	fctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { feed.Run(fctx) })

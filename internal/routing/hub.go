@@ -33,6 +33,23 @@ type Hub struct {
 	body    []byte
 	etag    string
 	changed chan struct{}
+	closed  bool
+}
+
+// Close wakes every waiter, for a server that shuts down: a router
+// waiting for a change is answered at once (304) instead of holding the
+// shutdown up. The table is frozen from then on.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	if h.changed == nil {
+		h.rebuild()
+	}
+	h.closed = true
+	close(h.changed) // and never replaced: every later wait ends at once
 }
 
 // SetRoutes replaces the routes; it has the shape of Feed.Set.
@@ -78,6 +95,9 @@ func (h *Hub) Table() (body []byte, etag string, changed <-chan struct{}) {
 // resync) wakes nobody, and a restarted server gives the same table the
 // same ETag.
 func (h *Hub) rebuild() {
+	if h.closed {
+		return
+	}
 	t := Table{Routes: h.routes, Certificates: h.served}
 	if t.Routes == nil {
 		t.Routes = []router.Route{}

@@ -100,4 +100,16 @@ func TestHub(t *testing.T) {
 	if !closed(changed, 5*time.Second) {
 		t.Fatal("new certificates did not change the table")
 	}
+
+	// Close answers every waiter, now and later, with the same table.
+	_, etag, changed = h.Table()
+	h.Close()
+	h.Close()
+	if !closed(changed, 0) {
+		t.Fatal("Close did not wake a waiter")
+	}
+	h.SetRoutes(nil)
+	if _, etag2, changed := h.Table(); etag2 != etag || !closed(changed, 0) {
+		t.Fatal("after Close: the table changed, or a new wait does not end at once")
+	}
 }

@@ -252,4 +252,9 @@ func TestSkiffRouterFedByAPI(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+
+	// A router waiting for changes does not hold up the server's shutdown.
+	if err := s.stop(); err != nil {
+		t.Errorf("server stop with a router attached: %v\n%s", err, s.stderr.String())
+	}
 }
