@@ -18,6 +18,7 @@
 package certs
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -114,24 +115,12 @@ type attempt struct {
 
 // New returns a manager with its index loaded from the store.
 func New(ctx context.Context, cfg Config) (*Manager, error) {
-	if cfg.Directory == "" {
-		cfg.Directory = LetsEncrypt
-	}
-	if cfg.RenewBefore == 0 {
-		cfg.RenewBefore = 30 * 24 * time.Hour
-	}
-	if cfg.Attempts == 0 {
-		cfg.Attempts = 3
-	}
-	if cfg.RetryDelay == 0 {
-		cfg.RetryDelay = 10 * time.Minute
-	}
-	if cfg.Interval == 0 {
-		cfg.Interval = time.Minute
-	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = 3 * time.Minute
-	}
+	cfg.Directory = cmp.Or(cfg.Directory, LetsEncrypt)
+	cfg.RenewBefore = cmp.Or(cfg.RenewBefore, 30*24*time.Hour)
+	cfg.Attempts = cmp.Or(cfg.Attempts, 3)
+	cfg.RetryDelay = cmp.Or(cfg.RetryDelay, 10*time.Minute)
+	cfg.Interval = cmp.Or(cfg.Interval, time.Minute)
+	cfg.Timeout = cmp.Or(cfg.Timeout, 3*time.Minute)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

@@ -19,6 +19,7 @@
 package drain
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -107,25 +108,16 @@ type counters struct {
 
 // New returns a Manager; Start runs it.
 func New(cfg Config) *Manager {
-	def := func(p *int, v int) {
-		if *p <= 0 {
-			*p = v
-		}
-	}
-	defDur := func(p *time.Duration, v time.Duration) {
-		if *p <= 0 {
-			*p = v
-		}
-	}
-	def(&cfg.Buffer, DefaultBuffer)
-	def(&cfg.BatchBytes, DefaultBatchBytes)
-	def(&cfg.Attempts, DefaultAttempts)
-	defDur(&cfg.FlushInterval, DefaultFlushInterval)
-	defDur(&cfg.DialTimeout, DefaultDialTimeout)
-	defDur(&cfg.SendTimeout, DefaultSendTimeout)
-	defDur(&cfg.RetryMin, DefaultRetryMin)
-	defDur(&cfg.RetryMax, DefaultRetryMax)
-	defDur(&cfg.Stall, DefaultStall)
+	// A zero or negative setting takes the default.
+	cfg.Buffer = cmp.Or(max(cfg.Buffer, 0), DefaultBuffer)
+	cfg.BatchBytes = cmp.Or(max(cfg.BatchBytes, 0), DefaultBatchBytes)
+	cfg.Attempts = cmp.Or(max(cfg.Attempts, 0), DefaultAttempts)
+	cfg.FlushInterval = cmp.Or(max(cfg.FlushInterval, 0), DefaultFlushInterval)
+	cfg.DialTimeout = cmp.Or(max(cfg.DialTimeout, 0), DefaultDialTimeout)
+	cfg.SendTimeout = cmp.Or(max(cfg.SendTimeout, 0), DefaultSendTimeout)
+	cfg.RetryMin = cmp.Or(max(cfg.RetryMin, 0), DefaultRetryMin)
+	cfg.RetryMax = cmp.Or(max(cfg.RetryMax, 0), DefaultRetryMax)
+	cfg.Stall = cmp.Or(max(cfg.Stall, 0), DefaultStall)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

@@ -1,6 +1,7 @@
 package dyno
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -72,45 +73,21 @@ type Manager struct {
 
 // New returns a manager; Run starts it.
 func New(cfg Config) *Manager {
-	if cfg.Port == 0 {
-		cfg.Port = 5000
-	}
-	if cfg.BootTimeout == 0 {
-		cfg.BootTimeout = 60 * time.Second
-	}
-	if cfg.Second == 0 {
-		cfg.Second = time.Second
-	}
-	if cfg.StopTimeout == 0 {
-		cfg.StopTimeout = 30 * time.Second
-	}
+	cfg.Port = cmp.Or(cfg.Port, 5000)
+	cfg.BootTimeout = cmp.Or(cfg.BootTimeout, 60*time.Second)
+	cfg.Second = cmp.Or(cfg.Second, time.Second)
+	cfg.StopTimeout = cmp.Or(cfg.StopTimeout, 30*time.Second)
 	if len(cfg.Backoff) == 0 {
 		cfg.Backoff = HerokuBackoff
 	}
-	if cfg.StableAfter == 0 {
-		cfg.StableAfter = 10 * time.Minute
-	}
-	if cfg.ProbeInterval == 0 {
-		cfg.ProbeInterval = 20 * time.Millisecond
-	}
-	if cfg.Resync == 0 {
-		cfg.Resync = 30 * time.Second
-	}
-	if cfg.Cycle == 0 {
-		cfg.Cycle = 24 * time.Hour
-	}
-	if cfg.CycleJitter == 0 {
-		cfg.CycleJitter = 216 * time.Minute
-	}
-	if cfg.AttachIdle == 0 {
-		cfg.AttachIdle = time.Hour
-	}
-	if cfg.Hangup == 0 {
-		cfg.Hangup = 5 * time.Second
-	}
-	if cfg.MemoryCheck == 0 {
-		cfg.MemoryCheck = 20 * time.Second
-	}
+	cfg.StableAfter = cmp.Or(cfg.StableAfter, 10*time.Minute)
+	cfg.ProbeInterval = cmp.Or(cfg.ProbeInterval, 20*time.Millisecond)
+	cfg.Resync = cmp.Or(cfg.Resync, 30*time.Second)
+	cfg.Cycle = cmp.Or(cfg.Cycle, 24*time.Hour)
+	cfg.CycleJitter = cmp.Or(cfg.CycleJitter, 216*time.Minute)
+	cfg.AttachIdle = cmp.Or(cfg.AttachIdle, time.Hour)
+	cfg.Hangup = cmp.Or(cfg.Hangup, 5*time.Second)
+	cfg.MemoryCheck = cmp.Or(cfg.MemoryCheck, 20*time.Second)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

@@ -42,6 +42,7 @@
 package logplex
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -141,23 +142,14 @@ func Open(cfg Config) (*Logplex, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("logplex: no directory")
 	}
-	def := func(p *int, v int) {
-		if *p <= 0 {
-			*p = v
-		}
-	}
-	defDur := func(p *time.Duration, v time.Duration) {
-		if *p <= 0 {
-			*p = v
-		}
-	}
-	def(&cfg.History, DefaultHistory)
-	def(&cfg.QueueLines, DefaultQueueLines)
-	def(&cfg.QueueBytes, DefaultQueueBytes)
-	def(&cfg.TailBuffer, DefaultTailBuffer)
-	defDur(&cfg.SessionTTL, DefaultSessionTTL)
-	defDur(&cfg.Heartbeat, DefaultHeartbeat)
-	defDur(&cfg.SyncInterval, DefaultSyncInterval)
+	// A zero or negative setting takes the default.
+	cfg.History = cmp.Or(max(cfg.History, 0), DefaultHistory)
+	cfg.QueueLines = cmp.Or(max(cfg.QueueLines, 0), DefaultQueueLines)
+	cfg.QueueBytes = cmp.Or(max(cfg.QueueBytes, 0), DefaultQueueBytes)
+	cfg.TailBuffer = cmp.Or(max(cfg.TailBuffer, 0), DefaultTailBuffer)
+	cfg.SessionTTL = cmp.Or(max(cfg.SessionTTL, 0), DefaultSessionTTL)
+	cfg.Heartbeat = cmp.Or(max(cfg.Heartbeat, 0), DefaultHeartbeat)
+	cfg.SyncInterval = cmp.Or(max(cfg.SyncInterval, 0), DefaultSyncInterval)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
