@@ -157,8 +157,8 @@ func serveGitTLS(cfg *serverConfig, ca *pki.CA, builds *build.Service, log *slog
 	if !addr.IP.IsUnspecified() {
 		names = append(names, addr.IP.String())
 	}
-	cert, err := ca.Issue(names, 365*24*time.Hour)
-	if err != nil {
+	certs := ca.Renewer(names, 365*24*time.Hour)
+	if _, err := certs.Certificate(); err != nil {
 		ln.Close()
 		return "", nil, fmt.Errorf("git listener: %w", err)
 	}
@@ -170,7 +170,7 @@ func serveGitTLS(cfg *serverConfig, ca *pki.CA, builds *build.Service, log *slog
 			}
 			http.NotFound(w, r)
 		}),
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12},
+		TLSConfig:         &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}

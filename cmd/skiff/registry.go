@@ -93,7 +93,7 @@ func startRegistry(ctx context.Context, cfg *serverConfig, p *platform.Platform,
 	if rc.tls {
 		hostname, _, _ := net.SplitHostPort(host)
 		names := []string{"localhost", "127.0.0.1", "registry." + cfg.baseDomain, hostname}
-		ln = tls.NewListener(ln, &tls.Config{GetCertificate: renewing(ca, names), MinVersion: tls.VersionTLS12})
+		ln = tls.NewListener(ln, &tls.Config{GetCertificate: ca.Renewer(names, certLifetime).GetCertificate, MinVersion: tls.VersionTLS12})
 	}
 	fmt.Printf("Registry: %s\n", host)
 	rel := &releaser{p: p, reg: reg, images: images, grace: rc.gcGrace, unpack: cfg.dynos, prepared: map[string]time.Time{}}
@@ -292,24 +292,5 @@ func (r *releaser) gcLoop(ctx context.Context, keepReleases int, interval time.D
 		case <-t.C:
 			r.gc(ctx, keepReleases, log)
 		}
-	}
-}
-
-// renewing serves a certificate for names from ca, issuing a new one when
-// the current one has less than a day to live.
-func renewing(ca *pki.CA, names []string) func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	var mu sync.Mutex
-	var cert *tls.Certificate
-	return func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if cert == nil || time.Until(cert.Leaf.NotAfter) < 24*time.Hour {
-			c, err := ca.Issue(names, 90*24*time.Hour)
-			if err != nil {
-				return nil, err
-			}
-			cert = c
-		}
-		return cert, nil
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/skiffhq/skiff/internal/pki"
@@ -39,15 +38,15 @@ func startRendezvous(ctx context.Context, c *rendezvousConfig, ca *pki.CA, log *
 	if err != nil {
 		return nil, fmt.Errorf("rendezvous listener: %w", err)
 	}
-	certs := &renewingCert{ca: ca}
+	var certs *pki.Renewer // for srv.Host(), known once srv exists; handshakes start after Serve
 	srv, err := rendezvous.New(rendezvous.Config{Listener: ln, Host: c.host, Log: log,
-		Certificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return certs.get() }})
+		Certificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) { return certs.GetCertificate(h) }})
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
-	certs.names = []string{srv.Host()}
-	if _, err := certs.get(); err != nil {
+	certs = ca.Renewer([]string{srv.Host()}, certLifetime)
+	if _, err := certs.Certificate(); err != nil {
 		ln.Close()
 		return nil, err
 	}
@@ -61,32 +60,5 @@ func startRendezvous(ctx context.Context, c *rendezvousConfig, ca *pki.CA, log *
 }
 
 // certLifetime is how long a certificate of the local CA for a service
-// lasts; it is renewed once two thirds of it have passed.
+// lasts; pki.Renewer renews it once two thirds of it have passed.
 const certLifetime = 90 * 24 * time.Hour
-
-// renewingCert issues a certificate for names from the local CA and
-// issues a new one before it expires.
-type renewingCert struct {
-	ca    *pki.CA
-	names []string
-
-	mu   sync.Mutex
-	cert *tls.Certificate
-}
-
-func (r *renewingCert) get() (*tls.Certificate, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cert != nil && time.Until(r.cert.Leaf.NotAfter) > certLifetime/3 {
-		return r.cert, nil
-	}
-	cert, err := r.ca.Issue(r.names, certLifetime)
-	if err != nil {
-		if r.cert != nil && time.Now().Before(r.cert.Leaf.NotAfter) {
-			return r.cert, nil // keep serving the old one while it lasts
-		}
-		return nil, err
-	}
-	r.cert = cert
-	return cert, nil
-}
