@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/skiffhq/skiff/internal/clocktest"
 	"github.com/skiffhq/skiff/internal/platform"
 	"github.com/skiffhq/skiff/internal/store"
 )
@@ -33,26 +34,9 @@ const (
 	emptyHeader = "\x00empty"
 )
 
-// testClock is a settable clock shared by the platform and the API.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newTestClock() *testClock {
-	return &testClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+// newTestClock returns a settable clock shared by the platform and the API.
+func newTestClock() *clocktest.Clock {
+	return clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 }
 
 // envOpts customises newEnv.
@@ -68,7 +52,7 @@ func withPlatform(opts ...platform.Option) func(*envOpts) {
 }
 
 // withClock makes the platform and the API (expiry, rate limiter) read c.
-func withClock(c *testClock) func(*envOpts) {
+func withClock(c *clocktest.Clock) func(*envOpts) {
 	return func(o *envOpts) {
 		o.cfg.Now = c.Now
 		o.popts = append(o.popts, platform.WithClock(c.Now))

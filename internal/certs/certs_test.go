@@ -14,34 +14,16 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/skiffhq/skiff/internal/certs/pebbletest"
+	"github.com/skiffhq/skiff/internal/clocktest"
 	"github.com/skiffhq/skiff/internal/pki"
 	"github.com/skiffhq/skiff/internal/platform"
 	"github.com/skiffhq/skiff/internal/router"
 	"github.com/skiffhq/skiff/internal/store"
 )
-
-// clock is a settable time for renewal tests.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
 
 type fixture struct {
 	p     *platform.Platform
@@ -323,7 +305,7 @@ func TestACMEAgainstPebble(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	f.app(t, "shop", "www.shop.example", "fail.shop.example", "*.wild.example")
-	clk := &clock{t: time.Now()}
+	clk := clocktest.New(time.Now())
 	m, err := New(ctx, Config{Source: f.p, Default: f.def, Log: quiet(), Directory: pebble.Directory, Roots: pebble.Roots,
 		Attempts: 2, RetryDelay: time.Minute, Now: clk.Now, Timeout: 30 * time.Second})
 	if err != nil {

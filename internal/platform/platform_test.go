@@ -7,11 +7,11 @@ import (
 	"maps"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/skiffhq/skiff/internal/clocktest"
 	"github.com/skiffhq/skiff/internal/store"
 )
 
@@ -25,24 +25,7 @@ type fixture struct {
 	sub   *Subscription
 	admin *Account
 	token string
-	clock *clock
-}
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+	clock *clocktest.Clock
 }
 
 func newFixture(t *testing.T, opts ...Option) *fixture {
@@ -52,10 +35,10 @@ func newFixture(t *testing.T, opts ...Option) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	c := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	c := clocktest.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	bus := NewBus()
 	sub := bus.Subscribe(1024)
-	p := New(db, bus, append([]Option{WithClock(c.now)}, opts...)...)
+	p := New(db, bus, append([]Option{WithClock(c.Now)}, opts...)...)
 	admin, auth, err := p.EnsureAdmin(context.Background(), "admin@example.com")
 	if err != nil {
 		t.Fatal(err)
@@ -408,7 +391,7 @@ func TestAccountsAndTokens(t *testing.T) {
 	if _, _, err := f.p.Authenticate(ctx, auth.Secret); err != nil {
 		t.Errorf("fresh token refused: %v", err)
 	}
-	f.clock.advance(time.Minute)
+	f.clock.Advance(time.Minute)
 	_, _, err = f.p.Authenticate(ctx, auth.Secret)
 	wantKind(t, err, KindUnauthorized)
 
@@ -447,7 +430,7 @@ func TestLoginWithPassword(t *testing.T) {
 		t.Fatal(err)
 	}
 	auth, err := f.p.Login(ctx, "pat@example.com", "s3cret", "cli", time.Hour)
-	if err != nil || auth.Secret == "" || auth.ExpiresAt == nil || !auth.ExpiresAt.Equal(f.clock.now().Add(time.Hour)) {
+	if err != nil || auth.Secret == "" || auth.ExpiresAt == nil || !auth.ExpiresAt.Equal(f.clock.Now().Add(time.Hour)) {
 		t.Fatalf("Login = %+v, %v", auth, err)
 	}
 	for _, pw := range []string{"", "S3cret"} { // bcrypt is slow: few cases
@@ -771,7 +754,7 @@ func TestFeatures(t *testing.T) {
 		t.Fatalf("enable = %+v, %v", af, err)
 	}
 	created := af.CreatedAt
-	f.clock.advance(time.Hour)
+	f.clock.Advance(time.Hour)
 	af, err = f.p.SetAppFeature(ctx, f.admin, "flags", Features[0].ID, false)
 	if err != nil || af.Enabled || !af.CreatedAt.Equal(created) || !af.UpdatedAt.After(created) {
 		t.Errorf("disable by id = %+v, %v", af, err)
