@@ -32,9 +32,7 @@ type buildConfig struct {
 
 // buildFlags registers the build flags on fs.
 func buildFlags(fs *flag.FlagSet, c *buildConfig) {
-	str := func(p *string, name, env, def, usage string) {
-		fs.StringVar(p, name, envDefault(env, def), usage+" ($"+env+")")
-	}
+	str := envFlag(fs)
 	str(&c.parallel, "build-parallel", "SKIFF_BUILD_PARALLEL", "2", "builds (of different apps) that run at once")
 	str(&c.memoryMB, "build-memory", "SKIFF_BUILD_MEMORY", "1024", "memory limit of each build step's container, in MB")
 	str(&c.timeout, "build-timeout", "SKIFF_BUILD_TIMEOUT", "15m", "a build that runs longer fails")

@@ -27,9 +27,7 @@ import (
 // running Skiff server's API (--api), which pushes every change.
 func runRouter(args []string) error {
 	fs := flag.NewFlagSet("skiff router", flag.ContinueOnError)
-	str := func(p *string, name, env, def, usage string) {
-		fs.StringVar(p, name, envDefault(env, def), usage+" ($"+env+")")
-	}
+	str := envFlag(fs)
 	var httpAddr, httpsAddr, tablePath, apiURL, apiCA, metricsAddr, logs string
 	str(&httpAddr, "http-addr", "SKIFF_ROUTER_HTTP_ADDR", "127.0.0.1:8080", "plain HTTP listen address (empty: none)")
 	str(&httpsAddr, "https-addr", "SKIFF_ROUTER_HTTPS_ADDR", "", "HTTPS listen address; needs certificates in the table (empty: none)")

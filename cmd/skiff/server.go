@@ -84,12 +84,18 @@ func envDefault(name, def string) string {
 	return def
 }
 
+// envFlag returns a function that defines string flags on fs whose
+// default comes from an environment variable, which the usage names.
+func envFlag(fs *flag.FlagSet) func(p *string, name, env, def, usage string) {
+	return func(p *string, name, env, def, usage string) {
+		fs.StringVar(p, name, envDefault(env, def), usage+" ($"+env+")")
+	}
+}
+
 func parseServerFlags(args []string) (*serverConfig, error) {
 	fs := flag.NewFlagSet("skiff server", flag.ContinueOnError)
 	c := &serverConfig{}
-	str := func(p *string, name, env, def, usage string) {
-		fs.StringVar(p, name, envDefault(env, def), usage+" ($"+env+")")
-	}
+	str := envFlag(fs)
 	str(&c.dataDir, "data-dir", "SKIFF_DATA_DIR", defaultDataDir(), "directory for the database and all state")
 	str(&c.apiAddr, "api-addr", "SKIFF_API_ADDR", "127.0.0.1:5000", "address the Platform API listens on")
 	str(&c.baseDomain, "base-domain", "SKIFF_BASE_DOMAIN", "localhost", "apps answer on <app>.<base-domain>")
