@@ -308,7 +308,7 @@ func (c *client) dynoIngest(app, imageID, metricsAddr string, o options, peerRat
 	}
 	logf("skiff: a worker dyno writes %d lines to stdout at once", o.dynoLines)
 	if err := c.jsonAs("PATCH", "/apps/"+app+"/formation", "application/vnd.heroku+json; version=3.docker-releases",
-		map[string]any{"updates": []map[string]any{{"type": "worker", "docker_image": imageID, "quantity": 1}}}); err != nil {
+		map[string]any{"updates": []map[string]any{{"type": "worker", "docker_image": imageID, "quantity": 1}}}, nil); err != nil {
 		return err
 	}
 	var t0 time.Time
@@ -340,7 +340,7 @@ func (c *client) dynoIngest(app, imageID, metricsAddr string, o options, peerRat
 	time.Sleep(2 * time.Second)
 	final, _ := scrape(metricsAddr)
 	printDrains(base, final)
-	return c.jsonAs("PATCH", "/apps/"+app+"/formation", "", map[string]any{"updates": []map[string]any{{"type": "worker", "quantity": 0}}})
+	return c.jsonAs("PATCH", "/apps/"+app+"/formation", "", map[string]any{"updates": []map[string]any{{"type": "worker", "quantity": 0}}}, nil)
 }
 
 // printDrains prints each drain's delivered and dropped lines between two
@@ -504,42 +504,26 @@ type client struct {
 	http       *http.Client
 }
 
-func (c *client) do(method, path, ctype string, body []byte) (*http.Response, error) {
+// do sends a request; accept "" asks for API v3, else for that variant.
+func (c *client) do(method, path, accept, ctype string, body []byte) (*http.Response, error) {
 	req, err := http.NewRequest(method, c.url+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Accept", "application/vnd.heroku+json; version=3")
+	req.Header.Set("Accept", cmp.Or(accept, "application/vnd.heroku+json; version=3"))
 	req.Header.Set("Content-Type", ctype)
 	return c.http.Do(req)
 }
 
-// jsonAs sends a JSON request with another Accept header (a variant).
-func (c *client) jsonAs(method, path, accept string, in any) error {
-	b, _ := json.Marshal(in)
-	req, err := http.NewRequest(method, c.url+path, bytes.NewReader(b))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Accept", cmp.Or(accept, "application/vnd.heroku+json; version=3"))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, body)
-	}
-	return nil
+func (c *client) json(method, path string, in, out any) error {
+	return c.jsonAs(method, path, "", in, out)
 }
 
-func (c *client) json(method, path string, in, out any) error {
+// jsonAs sends a JSON request with another Accept header (a variant).
+func (c *client) jsonAs(method, path, accept string, in, out any) error {
 	b, _ := json.Marshal(in)
-	resp, err := c.do(method, path, "application/json", b)
+	resp, err := c.do(method, path, accept, "application/json", b)
 	if err != nil {
 		return err
 	}
@@ -655,7 +639,7 @@ func cpuTime(pid int) time.Duration {
 }
 
 func (c *client) post(app string, body []byte) error {
-	resp, err := c.do("POST", "/apps/"+app+"/log-input", "application/logplex-1", body)
+	resp, err := c.do("POST", "/apps/"+app+"/log-input", "", "application/logplex-1", body)
 	if err != nil {
 		return err
 	}
