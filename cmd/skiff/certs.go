@@ -49,6 +49,7 @@ func (c *certsConfig) check() error {
 func startCerts(ctx context.Context, cfg *serverConfig, p *platform.Platform, bus *platform.Bus, ca *pki.CA, log *slog.Logger) (*certs.Manager, error) {
 	c := &cfg.certs
 	var def *tls.Certificate
+	var renew func() (*tls.Certificate, error)
 	if c.tlsCert != "" {
 		kp, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
 		if err != nil {
@@ -59,12 +60,15 @@ func startCerts(ctx context.Context, cfg *serverConfig, p *platform.Platform, bu
 			log.Warn("--tls-cert does not cover the apps' default hostnames", "want", "*."+cfg.baseDomain, "err", err)
 		}
 	} else {
+		// Issued at start and renewed with a third of its life left
+		// (the manager asks at each reload); clients trust the CA, not
+		// this certificate.
+		r := ca.Renewer([]string{"*." + cfg.baseDomain, cfg.baseDomain}, 90*24*time.Hour)
 		var err error
-		// Issued at each start, so it never outlives a long-running server
-		// by much; clients trust the CA, not this certificate.
-		if def, err = ca.Issue([]string{"*." + cfg.baseDomain, cfg.baseDomain}, 90*24*time.Hour); err != nil {
+		if def, err = r.Certificate(); err != nil {
 			return nil, fmt.Errorf("platform certificate: %w", err)
 		}
+		renew = r.Certificate
 	}
 	var roots *x509.CertPool
 	if c.acmeRoots != "" {
@@ -79,7 +83,7 @@ func startCerts(ctx context.Context, cfg *serverConfig, p *platform.Platform, bu
 			return nil, fmt.Errorf("--acme-roots %s holds no PEM certificate", c.acmeRoots)
 		}
 	}
-	m, err := certs.New(ctx, certs.Config{Source: p, Events: bus, Default: def, Directory: c.acmeDirectory, Roots: roots,
+	m, err := certs.New(ctx, certs.Config{Source: p, Events: bus, Default: def, Renew: renew, Directory: c.acmeDirectory, Roots: roots,
 		Email: c.acmeEmail, Log: log})
 	if err != nil {
 		return nil, err

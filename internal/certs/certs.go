@@ -56,6 +56,10 @@ type Config struct {
 	// Default is the platform's own certificate, served for the base
 	// domain and for any name no app claims.
 	Default *tls.Certificate
+	// Renew, when set, gives the platform's certificate anew at each
+	// reload (events, and every Interval), so that a renewed one (see
+	// pki.Renewer) replaces Default before it expires.
+	Renew func() (*tls.Certificate, error)
 
 	// ACME: Directory is the CA's directory URL (LetsEncrypt when empty);
 	// Roots, when set, are the roots trusted for the ACME server's own
@@ -205,7 +209,15 @@ func (m *Manager) Reload(ctx context.Context) error {
 			acme[a.DomainID] = c
 		}
 	}
-	x := &index{exact: map[string]*tls.Certificate{}, wild: map[string]*tls.Certificate{}, def: m.cfg.Default}
+	def := m.cfg.Default
+	if m.cfg.Renew != nil {
+		if c, err := m.cfg.Renew(); err != nil {
+			m.cfg.Log.Warn("renewing the platform certificate; the current one stays", "err", err)
+		} else {
+			m.cfg.Default, def = c, c
+		}
+	}
+	x := &index{exact: map[string]*tls.Certificate{}, wild: map[string]*tls.Certificate{}, def: def}
 	for _, d := range set.Domains {
 		c := sni[deref(d.SNIEndpointID)]
 		if c == nil {

@@ -544,3 +544,34 @@ func TestRenewAt(t *testing.T) {
 		t.Errorf("unparsable chain: renew at %s, want 30 days before expiry", got)
 	}
 }
+
+// TestPlatformCertificateRenewed: with Renew, each reload takes the
+// platform's certificate anew, for handshakes and for remote routers.
+func TestPlatformCertificateRenewed(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	current := f.def
+	m, err := New(ctx, Config{Source: f.p, Default: f.def, Log: quiet(),
+		Renew: func() (*tls.Certificate, error) { return current, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, changed := m.Served()
+	renewed, err := f.ca.Issue([]string{"*.skiff.test", "skiff.test"}, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	current = renewed
+	if err := m.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := m.GetCertificate(&tls.ClientHelloInfo{ServerName: "shop.skiff.test"}); !c.Leaf.Equal(renewed.Leaf) {
+		t.Error("the renewed platform certificate is not served")
+	}
+	select {
+	case <-changed:
+	default:
+		t.Error("the renewal did not reach remote routers (Served unchanged)")
+	}
+}
