@@ -152,7 +152,10 @@ func run(ctx context.Context, o options) error {
 	}
 	dataDir := filepath.Join(dir, "data")
 	args := []string{"--dynos=false", "--rate-limit", "100000000", "--drain-ca-file", filepath.Join(dir, "ca", pki.CertFile),
-		"--metrics-addr", metricsAddr}
+		"--metrics-addr", metricsAddr,
+		// No router: the bench needs none, and another server on the
+		// machine may hold the default ports.
+		"--router-http-addr", "off", "--router-https-addr", "off"}
 	var imageID string // the image's OCI layout directory, then its id
 	if o.dynos {
 		logf("building the dyno image")
