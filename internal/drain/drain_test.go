@@ -122,8 +122,9 @@ func TestFrames(t *testing.T) {
 			"95 <45>1 2024-05-01T12:00:00.123456+00:00 " + testToken + " heroku web.1 - - ",
 			"59 <45>1 2024-05-01T12:00:00.123456+00:00 host heroku web.1 - "},
 	} {
-		s := string(appendSyslog([]byte("x"), &tc.ln, testToken))[1:]
-		h := string(appendHTTP(nil, &tc.ln))
+		var st stamp
+		s := string(appendSyslog([]byte("x"), &tc.ln, testToken, &st))[1:]
+		h := string(appendHTTP(nil, &tc.ln, &st))
 		for _, f := range []string{s, h} {
 			n, rest, _ := strings.Cut(f, " ")
 			if strconv.Itoa(len(rest)) != n {
@@ -141,8 +142,16 @@ func TestFrames(t *testing.T) {
 	if got, want := L10(t0, 7, t0).Message, "Error L10 (output buffer overflow): 7 messages dropped since 2024-05-01T12:00:00+00:00."; got != want {
 		t.Errorf("L10 = %q, want %q", got, want)
 	}
-	if f := string(appendSyslog(nil, &[]logplex.Line{L10(t0, 1, t0)}[0], testToken)); !strings.Contains(f, " <172>1 ") {
+	if f := string(appendSyslog(nil, &[]logplex.Line{L10(t0, 1, t0)}[0], testToken, &stamp{})); !strings.Contains(f, " <172>1 ") {
 		t.Errorf("L10 frame %q is not local5.warning", f)
+	}
+	// A sender's stamp renders each line's own time as it changes.
+	var st stamp
+	for i, us := range []int64{t0, t0, t0 + 1_000_000, t0 + 1, t0, 0} {
+		ln := logplex.Line{Time: us, Source: "app", Dyno: "web.1", Message: "m"}
+		if got, want := string(appendHTTP(nil, &ln, &st)), string(appendHTTP(nil, &ln, &stamp{})); got != want {
+			t.Errorf("line %d with a reused stamp: %q, want %q", i, got, want)
+		}
 	}
 }
 

@@ -76,6 +76,7 @@ func (s *httpSender) run(d *drain) {
 	defer s.client.CloseIdleConnections()
 	var wg sync.WaitGroup
 	defer wg.Wait() // the posts in flight end: d.ctx is done
+	var st stamp // the batches are rendered here, one at a time
 	free := make(chan *httpSlot, httpConns)
 	for i := range httpConns {
 		free <- &httpSlot{i: i}
@@ -105,7 +106,7 @@ func (s *httpSender) run(d *drain) {
 		}
 		sl.body = sl.body[:0]
 		for i := range sl.lines {
-			sl.body = appendHTTP(sl.body, &sl.lines[i])
+			sl.body = appendHTTP(sl.body, &sl.lines[i], &st)
 		}
 		if l10.n == 0 {
 			wg.Add(1)

@@ -29,6 +29,7 @@ func (s *syslogSender) run(d *drain) {
 	defer s.hangUp()
 	var lines []logplex.Line
 	var out []byte
+	var st stamp
 	for {
 		if !d.buf.pending() {
 			if !d.wait() {
@@ -55,7 +56,7 @@ func (s *syslogSender) run(d *drain) {
 		lines, l10 = d.buf.take(0, lines[:0], syslogLines, syslogBytes, d.now())
 		out = out[:0]
 		for i := range lines {
-			out = appendSyslog(out, &lines[i], d.token)
+			out = appendSyslog(out, &lines[i], d.token, &st)
 		}
 		s.conn.SetWriteDeadline(time.Now().Add(d.m.cfg.SendTimeout))
 		if _, err := s.conn.Write(out); err != nil {
