@@ -48,6 +48,7 @@ type options struct {
 	lines       int
 	batch       int
 	stream      bool
+	relay       bool
 	concurrency int
 	tail        time.Duration
 }
@@ -59,6 +60,7 @@ func main() {
 	flag.IntVar(&o.lines, "lines", 200000, "lines sent in each ingest measurement")
 	flag.IntVar(&o.batch, "batch", 500, "lines per log-input request (and per rsyslog write): ~60 KB, within the ~100 KB batches of Logplex's HTTPS drains")
 	flag.BoolVar(&o.stream, "stream", false, "send log-input as one chunked request per connection (-batch lines per write), as rsyslog gets its lines, instead of one request per batch")
+	flag.BoolVar(&o.relay, "relay", true, "also measure a second peer: rsyslog that forwards every line to another rsyslog (omfwd, one syslog drain) besides its file")
 	flag.IntVar(&o.concurrency, "concurrency", 4, "client connections sending at once")
 	flag.DurationVar(&o.tail, "tail", 5*time.Second, "length of the tail latency measurement")
 	flag.BoolVar(&o.dynos, "dynos", true, "also measure a dyno's output (needs root and runc)")
@@ -110,7 +112,7 @@ func run(ctx context.Context, o options) error {
 	}
 
 	// The peer: rsyslog, lines over TCP into a file.
-	peer, err := startRsyslog(ctx, filepath.Join(dir, "peer"))
+	peer, err := startRsyslog(ctx, filepath.Join(dir, "peer"), "")
 	if err != nil {
 		return err
 	}
@@ -124,7 +126,16 @@ func run(ctx context.Context, o options) error {
 	peerCPU, peerSelf = cpuTime(peer.cmd.Process.Pid)-peerCPU, cpuTime(os.Getpid())-peerSelf
 
 	// Skiff, with two drains: rsyslog (TCP) and an HTTPS receiver.
-	drainSink, err := startRsyslog(ctx, filepath.Join(dir, "drain"))
+	var relayRate float64
+	var relayCPU, relaySinkCPU time.Duration
+	relayGot := 0
+	if o.relay {
+		if relayRate, relayCPU, relaySinkCPU, relayGot, err = relay(ctx, dir, o); err != nil {
+			return err
+		}
+	}
+
+	drainSink, err := startRsyslog(ctx, filepath.Join(dir, "drain"), "")
 	if err != nil {
 		return err
 	}
@@ -230,6 +241,11 @@ func run(ctx context.Context, o options) error {
 	}
 	fmt.Printf("ingest (%d lines of ~100 B, %d %s, %d connections; machine shared with other work)\n", o.lines, o.batch, mode, o.concurrency)
 	fmt.Printf("  %-44s %12.0f lines/s\n", "rsyslog imtcp → omfile (peer)", peerRate)
+	if o.relay {
+		fmt.Printf("  %-44s %12.0f lines/s  (%.2f× the peer)  its drain got %d lines; CPU %.2f µs/line, its drain %.2f µs/line\n",
+			"rsyslog imtcp → omfile + omfwd to rsyslog", relayRate, relayRate/peerRate, relayGot,
+			float64(relayCPU.Microseconds())/float64(o.lines), float64(relaySinkCPU.Microseconds())/float64(o.lines))
+	}
 	fmt.Printf("  %-44s %12.0f lines/s  (%.2f× rsyslog)\n", "skiff log-input, accepted (204)", float64(o.lines)/accepted.Seconds(), float64(o.lines)/accepted.Seconds()/peerRate)
 	fmt.Printf("  %-44s %12.0f lines/s  (%.2f× rsyslog)  stored %.0f, queue drops %.0f\n", "skiff log-input, committed (history, drains)", skiffRate, skiffRate/peerRate, stored, queueDropped)
 	fmt.Printf("  %-44s %9.2f µs/line skiff (drains included), %.2f µs/line rsyslog (%.2f×)\n", "CPU per line",
@@ -411,18 +427,51 @@ type rsyslog struct {
 	out  string
 }
 
-func startRsyslog(ctx context.Context, dir string) (*rsyslog, error) {
+// relay measures the second peer: rsyslog writing its file and forwarding
+// every line to another rsyslog (its one syslog drain), as rsyslog does by
+// default (the forwarding action in the main queue: a slow drain slows it).
+// The rate counts until the file holds every line, as Skiff's committed
+// rate does; the drain's count is taken 2 s later, as Skiff's drains' are.
+func relay(ctx context.Context, dir string, o options) (rate float64, cpu, sinkCPU time.Duration, got int, err error) {
+	sink, err := startRsyslog(ctx, filepath.Join(dir, "relay-drain"), "")
+	if err != nil {
+		return 0, 0, 0, 0, err
+	}
+	defer sink.stop()
+	r, err := startRsyslog(ctx, filepath.Join(dir, "relay"), sink.addr)
+	if err != nil {
+		return 0, 0, 0, 0, err
+	}
+	defer r.stop()
+	cpu, sinkCPU = cpuTime(r.cmd.Process.Pid), cpuTime(sink.cmd.Process.Pid)
+	if rate, err = r.ingest(o); err != nil {
+		return 0, 0, 0, 0, err
+	}
+	time.Sleep(2 * time.Second)
+	cpu, sinkCPU = cpuTime(r.cmd.Process.Pid)-cpu, cpuTime(sink.cmd.Process.Pid)-sinkCPU
+	return rate, cpu, sinkCPU, sink.count(), nil
+}
+
+// startRsyslog starts rsyslogd writing each message's text to a file and,
+// if forward is set, forwarding each message to that address (TCP,
+// octet-counted RFC 5424).
+func startRsyslog(ctx context.Context, dir, forward string) (*rsyslog, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	r := &rsyslog{out: filepath.Join(dir, "messages")}
 	port := filepath.Join(dir, "port")
+	fwd := ""
+	if forward != "" {
+		host, p, _ := net.SplitHostPort(forward)
+		fwd = fmt.Sprintf(` action(type="omfwd" target=%q port=%q protocol="tcp" TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format")`, host, p)
+	}
 	conf := fmt.Sprintf(`global(workDirectory=%q maxMessageSize="64k")
 module(load="imtcp")
 template(name="text" type="string" string="%%msg%%\n")
-ruleset(name="in") { action(type="omfile" file=%q template="text") }
+ruleset(name="in") { action(type="omfile" file=%q template="text")%s }
 input(type="imtcp" port="0" listenPortFileName=%q ruleset="in")
-`, dir, r.out, port)
+`, dir, r.out, fwd, port)
 	if err := os.WriteFile(filepath.Join(dir, "rsyslog.conf"), []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
