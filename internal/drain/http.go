@@ -76,7 +76,7 @@ func (s *httpSender) run(d *drain) {
 	defer s.client.CloseIdleConnections()
 	var wg sync.WaitGroup
 	defer wg.Wait() // the posts in flight end: d.ctx is done
-	var st stamp // the batches are rendered here, one at a time
+	var st stamp    // the batches are rendered here, one at a time
 	free := make(chan *httpSlot, httpConns)
 	for i := range httpConns {
 		free <- &httpSlot{i: i}
