@@ -48,6 +48,7 @@ type options struct {
 	lines       int
 	batch       int
 	stream      bool
+	relay       bool
 	concurrency int
 	tail        time.Duration
 }
@@ -59,6 +60,7 @@ func main() {
 	flag.IntVar(&o.lines, "lines", 200000, "lines sent in each ingest measurement")
 	flag.IntVar(&o.batch, "batch", 500, "lines per log-input request (and per rsyslog write): ~60 KB, within the ~100 KB batches of Logplex's HTTPS drains")
 	flag.BoolVar(&o.stream, "stream", false, "send log-input as one chunked request per connection (-batch lines per write), as rsyslog gets its lines, instead of one request per batch")
+	flag.BoolVar(&o.relay, "relay", true, "also measure a second peer: rsyslog that forwards every line to another rsyslog (omfwd, one syslog drain) besides its file")
 	flag.IntVar(&o.concurrency, "concurrency", 4, "client connections sending at once")
 	flag.DurationVar(&o.tail, "tail", 5*time.Second, "length of the tail latency measurement")
 	flag.BoolVar(&o.dynos, "dynos", true, "also measure a dyno's output (needs root and runc)")
@@ -110,21 +112,30 @@ func run(ctx context.Context, o options) error {
 	}
 
 	// The peer: rsyslog, lines over TCP into a file.
-	peer, err := startRsyslog(ctx, filepath.Join(dir, "peer"))
+	peer, err := startRsyslog(ctx, filepath.Join(dir, "peer"), "")
 	if err != nil {
 		return err
 	}
 	defer peer.stop()
 	logf("rsyslog: %d lines over %d TCP connections into a file", o.lines, o.concurrency)
-	peerCPU := cpuTime(peer.cmd.Process.Pid)
+	peerCPU, peerSelf := cpuTime(peer.cmd.Process.Pid), cpuTime(os.Getpid())
 	peerRate, err := peer.ingest(o)
 	if err != nil {
 		return err
 	}
-	peerCPU = cpuTime(peer.cmd.Process.Pid) - peerCPU
+	peerCPU, peerSelf = cpuTime(peer.cmd.Process.Pid)-peerCPU, cpuTime(os.Getpid())-peerSelf
 
 	// Skiff, with two drains: rsyslog (TCP) and an HTTPS receiver.
-	drainSink, err := startRsyslog(ctx, filepath.Join(dir, "drain"))
+	var relayRate float64
+	var relayCPU, relaySinkCPU time.Duration
+	relayGot := 0
+	if o.relay {
+		if relayRate, relayCPU, relaySinkCPU, relayGot, err = relay(ctx, dir, o); err != nil {
+			return err
+		}
+	}
+
+	drainSink, err := startRsyslog(ctx, filepath.Join(dir, "drain"), "")
 	if err != nil {
 		return err
 	}
@@ -152,7 +163,10 @@ func run(ctx context.Context, o options) error {
 	}
 	dataDir := filepath.Join(dir, "data")
 	args := []string{"--dynos=false", "--rate-limit", "100000000", "--drain-ca-file", filepath.Join(dir, "ca", pki.CertFile),
-		"--metrics-addr", metricsAddr}
+		"--metrics-addr", metricsAddr,
+		// No router: the bench needs none, and another server on the
+		// machine may hold the default ports.
+		"--router-http-addr", "off", "--router-https-addr", "off"}
 	var imageID string // the image's OCI layout directory, then its id
 	if o.dynos {
 		logf("building the dyno image")
@@ -191,6 +205,9 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	srvCPU := cpuTime(srv.Pid())
+	// What the drains' receivers and this process (the client, and the
+	// HTTPS receiver) use, until the drains have caught up.
+	sinkCPU, selfCPU := cpuTime(drainSink.cmd.Process.Pid), cpuTime(os.Getpid())
 	start := time.Now()
 	if err := c.ingest(app, o); err != nil {
 		return err
@@ -215,6 +232,7 @@ func run(ctx context.Context, o options) error {
 	queueDropped := after["skiff_logplex_dropped_queue_total"] - before["skiff_logplex_dropped_queue_total"]
 	time.Sleep(2 * time.Second) // let the drains catch up before counting
 	final, _ := scrape(metricsAddr)
+	sinkCPU, selfCPU = cpuTime(drainSink.cmd.Process.Pid)-sinkCPU, cpuTime(os.Getpid())-selfCPU
 
 	skiffRate := stored / committed.Seconds()
 	mode := "per batch"
@@ -223,11 +241,19 @@ func run(ctx context.Context, o options) error {
 	}
 	fmt.Printf("ingest (%d lines of ~100 B, %d %s, %d connections; machine shared with other work)\n", o.lines, o.batch, mode, o.concurrency)
 	fmt.Printf("  %-44s %12.0f lines/s\n", "rsyslog imtcp → omfile (peer)", peerRate)
+	if o.relay {
+		fmt.Printf("  %-44s %12.0f lines/s  (%.2f× the peer)  its drain got %d lines; CPU %.2f µs/line, its drain %.2f µs/line\n",
+			"rsyslog imtcp → omfile + omfwd to rsyslog", relayRate, relayRate/peerRate, relayGot,
+			float64(relayCPU.Microseconds())/float64(o.lines), float64(relaySinkCPU.Microseconds())/float64(o.lines))
+	}
 	fmt.Printf("  %-44s %12.0f lines/s  (%.2f× rsyslog)\n", "skiff log-input, accepted (204)", float64(o.lines)/accepted.Seconds(), float64(o.lines)/accepted.Seconds()/peerRate)
 	fmt.Printf("  %-44s %12.0f lines/s  (%.2f× rsyslog)  stored %.0f, queue drops %.0f\n", "skiff log-input, committed (history, drains)", skiffRate, skiffRate/peerRate, stored, queueDropped)
 	fmt.Printf("  %-44s %9.2f µs/line skiff (drains included), %.2f µs/line rsyslog (%.2f×)\n", "CPU per line",
 		float64(srvCPU.Microseconds())/float64(o.lines), float64(peerCPU.Microseconds())/float64(o.lines),
 		float64(srvCPU)/float64(max(peerCPU, 1)))
+	perLine := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(o.lines) }
+	fmt.Printf("  %-44s %9.2f µs/line rsyslog drain, %.2f µs/line bench client and HTTPS receiver (%.2f µs/line client with the peer)\n",
+		"CPU per line of the rest", perLine(sinkCPU), perLine(selfCPU), perLine(peerSelf))
 	printDrains(before, final)
 	fmt.Printf("    https receiver got %d lines, rsyslog drain wrote %d\n", httpsLines.Load(), drainSink.count())
 
@@ -401,18 +427,51 @@ type rsyslog struct {
 	out  string
 }
 
-func startRsyslog(ctx context.Context, dir string) (*rsyslog, error) {
+// relay measures the second peer: rsyslog writing its file and forwarding
+// every line to another rsyslog (its one syslog drain), as rsyslog does by
+// default (the forwarding action in the main queue: a slow drain slows it).
+// The rate counts until the file holds every line, as Skiff's committed
+// rate does; the drain's count is taken 2 s later, as Skiff's drains' are.
+func relay(ctx context.Context, dir string, o options) (rate float64, cpu, sinkCPU time.Duration, got int, err error) {
+	sink, err := startRsyslog(ctx, filepath.Join(dir, "relay-drain"), "")
+	if err != nil {
+		return 0, 0, 0, 0, err
+	}
+	defer sink.stop()
+	r, err := startRsyslog(ctx, filepath.Join(dir, "relay"), sink.addr)
+	if err != nil {
+		return 0, 0, 0, 0, err
+	}
+	defer r.stop()
+	cpu, sinkCPU = cpuTime(r.cmd.Process.Pid), cpuTime(sink.cmd.Process.Pid)
+	if rate, err = r.ingest(o); err != nil {
+		return 0, 0, 0, 0, err
+	}
+	time.Sleep(2 * time.Second)
+	cpu, sinkCPU = cpuTime(r.cmd.Process.Pid)-cpu, cpuTime(sink.cmd.Process.Pid)-sinkCPU
+	return rate, cpu, sinkCPU, sink.count(), nil
+}
+
+// startRsyslog starts rsyslogd writing each message's text to a file and,
+// if forward is set, forwarding each message to that address (TCP,
+// octet-counted RFC 5424).
+func startRsyslog(ctx context.Context, dir, forward string) (*rsyslog, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	r := &rsyslog{out: filepath.Join(dir, "messages")}
 	port := filepath.Join(dir, "port")
+	fwd := ""
+	if forward != "" {
+		host, p, _ := net.SplitHostPort(forward)
+		fwd = fmt.Sprintf(` action(type="omfwd" target=%q port=%q protocol="tcp" TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format")`, host, p)
+	}
 	conf := fmt.Sprintf(`global(workDirectory=%q maxMessageSize="64k")
 module(load="imtcp")
 template(name="text" type="string" string="%%msg%%\n")
-ruleset(name="in") { action(type="omfile" file=%q template="text") }
+ruleset(name="in") { action(type="omfile" file=%q template="text")%s }
 input(type="imtcp" port="0" listenPortFileName=%q ruleset="in")
-`, dir, r.out, port)
+`, dir, r.out, fwd, port)
 	if err := os.WriteFile(filepath.Join(dir, "rsyslog.conf"), []byte(conf), 0o600); err != nil {
 		return nil, err
 	}

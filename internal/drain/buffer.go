@@ -15,8 +15,9 @@ import (
 // Pushing never blocks for longer than a copy under the lock.
 //
 // The bound is max (1 024) waiting lines for a drain that is not keeping
-// up: one whose last delivery failed, or whose current send has lasted
-// stall or longer. A drain that is keeping up (its last delivery succeeded
+// up: one whose last delivery failed, or one of whose sends in flight has
+// lasted stall or longer. A drain has one send in flight (syslog) or a few
+// (HTTPS: one per connection); each has its slot. A drain that is keeping up (its last delivery succeeded
 // and its current send, if any, is younger than stall) may hold up to hard
 // lines meanwhile: logplex hands over committed batches, which under a
 // burst are far larger than max, and a healthy sender takes them as fast
@@ -30,44 +31,71 @@ type buffer struct {
 	max     int // waiting lines of a drain that is not keeping up
 	hard    int // waiting lines of one that is
 	stall   int64
-	healthy bool  // the last delivery succeeded (or none failed yet)
-	sending int64 // when the current send started (µs); 0: none
-	dropped int   // lines lost since the last L10
+	healthy bool    // the last delivery succeeded (or none failed yet)
+	sending []int64 // per slot, when its send started (µs); 0: none
+	dropped int     // lines lost since the last L10
 	since   int64
 	wake    chan struct{}
 	// A send that lasts stall cuts the buffer to max even if no line
-	// comes afterwards: timer fires stall after the take of send number
-	// timed; drops counts what it drops (the drain's counter).
-	sends, timed uint64
-	timer        *time.Timer
-	drops        *atomic.Uint64
+	// comes afterwards: timer fires stall after the oldest send in
+	// flight started (armed says it is set); drops counts what it drops
+	// (the drain's counter).
+	armed bool
+	timer *time.Timer
+	clock func() int64 // µs, the drain's clock
+	drops *atomic.Uint64
 }
 
 // hardFactor is hard over max.
 const hardFactor = 16
 
-func newBuffer(size int, stall time.Duration, drops *atomic.Uint64) *buffer {
+// newBuffer returns a buffer for a drain with slots sends in flight at
+// most; clock is the drain's (µs).
+func newBuffer(size int, stall time.Duration, drops *atomic.Uint64, slots int, clock func() int64) *buffer {
 	b := &buffer{ring: make([]logplex.Line, size), max: size, hard: hardFactor * size,
-		stall: stall.Microseconds(), healthy: true, wake: make(chan struct{}, 1), drops: drops}
+		stall: stall.Microseconds(), healthy: true, wake: make(chan struct{}, 1), drops: drops,
+		sending: make([]int64, max(slots, 1)), clock: clock}
 	b.timer = time.AfterFunc(stall, b.stalled)
 	b.timer.Stop()
 	return b
 }
 
-// stalled cuts the buffer to max when the send timed has lasted stall.
+// stalled cuts the buffer to max when the oldest send in flight has
+// lasted stall; while a younger one is in flight, it looks again when
+// that one will have.
 func (b *buffer) stalled() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.sending != 0 && b.sends == b.timed {
-		if n := b.dropOldest(b.max); n > 0 {
-			b.drops.Add(uint64(n))
+	b.armed = false
+	oldest := b.oldest()
+	if oldest == 0 {
+		return
+	}
+	if wait := oldest + b.stall - b.clock(); wait > 0 {
+		b.armed = true
+		b.timer.Reset(time.Duration(wait) * time.Microsecond)
+		return
+	}
+	if n := b.dropOldest(b.max); n > 0 {
+		b.drops.Add(uint64(n))
+	}
+}
+
+// oldest is when the oldest send in flight started; 0 if none. Called
+// with mu held.
+func (b *buffer) oldest() int64 {
+	var o int64
+	for _, s := range b.sending {
+		if s != 0 && (o == 0 || s < o) {
+			o = s
 		}
 	}
+	return o
 }
 
 // limit is the bound on waiting lines now. Called with mu held.
 func (b *buffer) limit(now int64) int {
-	if !b.healthy || b.sending != 0 && now-b.sending >= b.stall {
+	if o := b.oldest(); !b.healthy || o != 0 && now-o >= b.stall {
 		return b.max
 	}
 	return b.hard
@@ -90,7 +118,7 @@ func (b *buffer) dropOldest(keep int) int {
 	return drop
 }
 
-// grow makes room for one more line, up to hard. Called with mu held.
+// grow doubles the ring, up to hard. Called with mu held.
 func (b *buffer) grow() {
 	size := min(2*len(b.ring), b.hard)
 	ring := make([]logplex.Line, size)
@@ -100,21 +128,32 @@ func (b *buffer) grow() {
 }
 
 // push adds lines, dropping the oldest held beyond the bound. It returns
-// how many lines were dropped.
+// how many lines were dropped. Lines that the bound would drop at once
+// (a committed batch larger than it) are counted without being copied.
 func (b *buffer) push(lines []logplex.Line, now int64) int {
 	b.mu.Lock()
 	limit := b.limit(now)
 	drop := b.dropOldest(limit)
-	for i := range lines {
-		if b.n >= limit {
-			drop += b.dropOldest(limit - 1)
+	if excess := b.n + len(lines) - limit; excess > 0 {
+		k := min(excess, b.n) // the held lines go first, oldest first
+		drop += b.dropOldest(b.n - k)
+		if rest := excess - k; rest > 0 {
+			if b.dropped == 0 {
+				b.since = lines[0].Time
+			}
+			b.dropped += rest
+			drop += rest
+			lines = lines[rest:]
 		}
-		if b.n == len(b.ring) {
-			b.grow()
-		}
-		b.ring[(b.start+b.n)%len(b.ring)] = lines[i]
-		b.n++
 	}
+	for b.n+len(lines) > len(b.ring) {
+		b.grow()
+	}
+	// The free slots start after the newest line and may wrap around.
+	end := (b.start + b.n) % len(b.ring)
+	k := copy(b.ring[end:], lines)
+	copy(b.ring, lines[k:])
+	b.n += len(lines)
 	b.mu.Unlock()
 	select {
 	case b.wake <- struct{}{}:
@@ -123,13 +162,13 @@ func (b *buffer) push(lines []logplex.Line, now int64) int {
 	return drop
 }
 
-// done ends a send: ok if the receiver took it. A failure makes the drain
-// one that is not keeping up: what exceeds max is dropped. It returns how
-// many lines were dropped.
-func (b *buffer) done(ok bool) int {
+// done ends slot's send: ok if the receiver took it. A failure makes the
+// drain one that is not keeping up: what exceeds max is dropped. It
+// returns how many lines were dropped.
+func (b *buffer) done(slot int, ok bool) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.sending = 0
+	b.sending[slot] = 0
 	b.healthy = ok
 	drop := 0
 	if !ok {
@@ -149,15 +188,16 @@ type loss struct {
 
 // lost puts back what a batch that could not be delivered reported (its
 // L10) and counts its n lines, so that the next L10 reports them all.
-func (b *buffer) lost(l loss, n int, at int64) {
+// It ends slot's send.
+func (b *buffer) lost(slot int, l loss, n int, at int64) {
 	if n <= 0 && l.n == 0 {
 		b.mu.Lock()
-		b.sending = 0
+		b.sending[slot] = 0
 		b.mu.Unlock()
 		return
 	}
 	b.mu.Lock()
-	b.sending = 0
+	b.sending[slot] = 0
 	if l.n > 0 {
 		at = l.since
 	}
@@ -178,17 +218,18 @@ func (b *buffer) pending() bool {
 // take appends to dst, oldest first, up to max lines or about maxBytes of
 // messages: an L10 line first if lines were dropped since the last one.
 // It returns dst and the loss its L10 line reports (zero if none). A send
-// starts: done ends it.
-func (b *buffer) take(dst []logplex.Line, max, maxBytes int, now int64) ([]logplex.Line, loss) {
+// in slot starts: done or lost ends it.
+func (b *buffer) take(slot int, dst []logplex.Line, max, maxBytes int, now int64) ([]logplex.Line, loss) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.sending = now
-	if b.sending <= 0 {
-		b.sending = 1
+	b.sending[slot] = now
+	if now <= 0 {
+		b.sending[slot] = 1
 	}
-	b.sends++
-	b.timed = b.sends
-	b.timer.Reset(time.Duration(b.stall) * time.Microsecond)
+	if !b.armed {
+		b.armed = true
+		b.timer.Reset(time.Duration(b.stall) * time.Microsecond)
+	}
 	var l10 loss
 	if b.dropped > 0 {
 		dst = append(dst, L10(now, b.dropped, b.since))

@@ -311,7 +311,7 @@ type drain struct {
 	ctx   context.Context // done when the drain is removed or the manager closes
 	stop  context.CancelFunc
 	send  sender
-	fails int // consecutive failures, for the back-off
+	fails atomic.Int32 // consecutive failures, for the back-off
 }
 
 // sender delivers a drain's lines to one kind of endpoint: run takes lines
@@ -326,16 +326,18 @@ func (m *Manager) newDrain(pd *platform.Drain) (*drain, error) {
 		return nil, err
 	}
 	d := &drain{m: m, id: pd.ID, appID: pd.AppID, token: pd.Token, u: u}
-	d.buf = newBuffer(m.cfg.Buffer, m.cfg.Stall, &d.c.dropped)
 	d.ctx, d.stop = context.WithCancel(context.Background())
+	slots := 1
 	switch u.Scheme {
 	case "syslog", "syslog+tls":
 		d.send = &syslogSender{}
 	case "https", "http":
 		d.send = newHTTPSender(d)
+		slots = httpConns
 	default:
 		return nil, fmt.Errorf("unsupported scheme %q", u.Scheme)
 	}
+	d.buf = newBuffer(m.cfg.Buffer, m.cfg.Stall, &d.c.dropped, slots, d.now)
 	return d, nil
 }
 
@@ -369,33 +371,32 @@ func (d *drain) sleep(t time.Duration) bool {
 	}
 }
 
-// failed counts a failure and waits the back-off: RetryMin doubled at each
-// consecutive failure, at most RetryMax.
-func (d *drain) failed() bool {
+// failed counts a failure of slot's send and waits the back-off: RetryMin
+// doubled at each consecutive failure, at most RetryMax.
+func (d *drain) failed(slot int) bool {
 	d.c.errors.Add(1)
-	if n := d.buf.done(false); n > 0 {
+	if n := d.buf.done(slot, false); n > 0 {
 		d.c.dropped.Add(uint64(n))
 	}
-	back := d.m.cfg.RetryMin << min(d.fails, 20)
+	back := d.m.cfg.RetryMin << min(d.fails.Add(1)-1, 20)
 	if back <= 0 || back > d.m.cfg.RetryMax {
 		back = d.m.cfg.RetryMax
 	}
-	d.fails++
 	return d.sleep(back)
 }
 
 func (d *drain) now() int64 { return d.m.cfg.Now().UnixMicro() }
 
-// delivered counts lines the receiver accepted.
-func (d *drain) delivered(n int) {
-	d.fails = 0
-	d.buf.done(true)
+// delivered counts lines the receiver accepted in slot's send.
+func (d *drain) delivered(slot, n int) {
+	d.fails.Store(0)
+	d.buf.done(slot, true)
 	d.c.delivered.Add(uint64(n))
 }
 
 // lost counts lines taken from the buffer that will not be delivered (an
-// L10 among them first); the next L10 reports them.
-func (d *drain) lost(lines []logplex.Line, l10 loss) {
+// L10 among them first) by slot's send; the next L10 reports them.
+func (d *drain) lost(slot int, lines []logplex.Line, l10 loss) {
 	if l10.n > 0 {
 		lines = lines[1:]
 	}
@@ -404,16 +405,17 @@ func (d *drain) lost(lines []logplex.Line, l10 loss) {
 		at = lines[0].Time
 	}
 	d.c.dropped.Add(uint64(len(lines)))
-	d.buf.lost(l10, len(lines), at)
+	d.buf.lost(slot, l10, len(lines), at)
 }
 
-// sent counts a batch the receiver accepted, its L10 line excluded.
-func (d *drain) sent(lines []logplex.Line, l10 loss) {
+// sent counts a batch the receiver accepted in slot's send, its L10 line
+// excluded.
+func (d *drain) sent(slot int, lines []logplex.Line, l10 loss) {
 	n := len(lines)
 	if l10.n > 0 {
 		n--
 	}
-	d.delivered(n)
+	d.delivered(slot, n)
 }
 
 // l14 reports into the app's log that the drain's certificate does not

@@ -3,6 +3,7 @@ package drain
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -120,8 +122,9 @@ func TestFrames(t *testing.T) {
 			"95 <45>1 2024-05-01T12:00:00.123456+00:00 " + testToken + " heroku web.1 - - ",
 			"59 <45>1 2024-05-01T12:00:00.123456+00:00 host heroku web.1 - "},
 	} {
-		s := string(appendSyslog([]byte("x"), &tc.ln, testToken))[1:]
-		h := string(appendHTTP(nil, &tc.ln))
+		var st stamp
+		s := string(appendSyslog([]byte("x"), &tc.ln, testToken, &st))[1:]
+		h := string(appendHTTP(nil, &tc.ln, &st))
 		for _, f := range []string{s, h} {
 			n, rest, _ := strings.Cut(f, " ")
 			if strconv.Itoa(len(rest)) != n {
@@ -139,8 +142,16 @@ func TestFrames(t *testing.T) {
 	if got, want := L10(t0, 7, t0).Message, "Error L10 (output buffer overflow): 7 messages dropped since 2024-05-01T12:00:00+00:00."; got != want {
 		t.Errorf("L10 = %q, want %q", got, want)
 	}
-	if f := string(appendSyslog(nil, &[]logplex.Line{L10(t0, 1, t0)}[0], testToken)); !strings.Contains(f, " <172>1 ") {
+	if f := string(appendSyslog(nil, &[]logplex.Line{L10(t0, 1, t0)}[0], testToken, &stamp{})); !strings.Contains(f, " <172>1 ") {
 		t.Errorf("L10 frame %q is not local5.warning", f)
+	}
+	// A sender's stamp renders each line's own time as it changes.
+	var st stamp
+	for i, us := range []int64{t0, t0, t0 + 1_000_000, t0 + 1, t0, 0} {
+		ln := logplex.Line{Time: us, Source: "app", Dyno: "web.1", Message: "m"}
+		if got, want := string(appendHTTP(nil, &ln, &st)), string(appendHTTP(nil, &ln, &stamp{})); got != want {
+			t.Errorf("line %d with a reused stamp: %q, want %q", i, got, want)
+		}
 	}
 }
 
@@ -349,6 +360,21 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil || r.Header.Get("Logplex-Msg-Count") != strconv.Itoa(len(frames)) || len(body) > 110<<10 {
 		t.Errorf("batch of %d bytes, Logplex-Msg-Count %s: %d frames, %v", len(body), r.Header.Get("Logplex-Msg-Count"), len(frames), err)
 	}
+	prev := -1
+	for i, f := range frames { // a batch is in order, an L10 only first
+		if l10Re.MatchString(f.Message) {
+			if i > 0 {
+				t.Errorf("L10 at frame %d of a batch", i)
+			}
+			continue
+		}
+		if n, ok := lineNumber(f.Message); ok {
+			if n <= prev {
+				t.Errorf("line %d after line %d in a batch", n, prev)
+			}
+			prev = n
+		}
+	}
 	rc.mu.Lock()
 	rc.posts++
 	status := http.StatusOK
@@ -362,6 +388,13 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rc.mu.Unlock()
 	w.WriteHeader(status)
+}
+
+// lineNumber is N of a test line "line N …".
+func lineNumber(msg string) (int, bool) {
+	fields := strings.Fields(msg)
+	i, err := strconv.Atoi(fields[min(1, len(fields)-1)])
+	return i, err == nil
 }
 
 func (rc *receiver) got() []logplex.Frame {
@@ -390,12 +423,19 @@ func startReceiver(t *testing.T, rc *receiver) (string, *pki.CA) {
 	return "https://user:pa%3Ass@" + srv.Listener.Addr().String() + "/logs?x=1", ca
 }
 
-// count checks that every line from..to-1 arrived once, in order, and
-// returns the total the L10 lines report.
+var l10Re = regexp.MustCompile(`^Error L10 \(output buffer overflow\): (\d+) messages dropped since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00\.$`)
+
+// count checks that the lines from..to-1 that arrived arrived once each,
+// and that an L10 arrived after every line taken before the loss it
+// reports (each line after it is newer than every line before it), and
+// returns the lines and the total the L10 lines report. Batches may
+// arrive out of order (several in flight); the receiver checks the order
+// within each.
 func count(t *testing.T, got []logplex.Frame, from, to int) (delivered, reported int) {
 	t.Helper()
-	l10 := regexp.MustCompile(`^Error L10 \(output buffer overflow\): (\d+) messages dropped since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00\.$`)
-	last := from - 1
+	l10 := l10Re
+	last, floor := from-1, from-1 // the newest line so far; the newest before the last L10
+	seen := map[int]bool{}
 	for _, f := range got {
 		if m := l10.FindStringSubmatch(f.Message); m != nil {
 			if f.Source != "heroku" || f.Dyno != "logplex" {
@@ -403,14 +443,15 @@ func count(t *testing.T, got []logplex.Frame, from, to int) (delivered, reported
 			}
 			n, _ := strconv.Atoi(m[1])
 			reported += n
+			floor = last
 			continue
 		}
-		fields := strings.Fields(f.Message)
-		i, err := strconv.Atoi(fields[min(1, len(fields)-1)])
-		if err != nil || i <= last || i >= to {
-			t.Fatalf("unexpected line %.40q after line %d", f.Message, last)
+		i, ok := lineNumber(f.Message)
+		if !ok || i <= floor || i >= to || seen[i] {
+			t.Fatalf("unexpected line %.40q (lines up to %d came before the last L10)", f.Message, floor)
 		}
-		last = i
+		seen[i] = true
+		last = max(last, i)
 		delivered++
 	}
 	return delivered, reported
@@ -496,9 +537,8 @@ func TestStalledDrainRecoversWithL10(t *testing.T) {
 	if d+r != total || r == 0 || uint64(r) != m.Stats()[0].Dropped {
 		t.Errorf("delivered %d, L10s report %d, stats %+v: want %d in all", d, r, m.Stats()[0], total)
 	}
-	if got := rc.got(); !strings.HasPrefix(got[10].Message, "Error L10 ") {
-		t.Errorf("first line after the stall = %q, want the L10", got[10].Message)
-	}
+	// count checked that the L10 came after the lines in flight during
+	// the stall and before every line that followed the loss.
 }
 
 // TestHealthyDrainsTakeABurst: a burst far larger than the buffer,
@@ -630,5 +670,168 @@ func TestDrainChanges(t *testing.T) {
 	deliver(m, 5, 10)
 	if n := len(rc.got()); n != 5 {
 		t.Errorf("a removed drain delivered %d lines", n-5)
+	}
+}
+
+// TestBufferSlots: with several sends in flight, the drain stops counting
+// as keeping up as soon as the oldest of them has lasted the stall time,
+// and counts again once that one has ended.
+func TestBufferSlots(t *testing.T) {
+	var drops atomic.Uint64
+	var now int64 = 1_000_000
+	b := newBuffer(4, 250*time.Millisecond, &drops, 2, func() int64 { return now })
+	defer b.timer.Stop()
+	b.push([]logplex.Line{line(0), line(1)}, now)
+	b.take(0, nil, 1, 1<<20, now)
+	now += 200_000
+	b.take(1, nil, 1, 1<<20, now)
+	steps := []struct {
+		name  string
+		at    int64 // µs after the second take
+		do    func()
+		limit int
+	}{
+		{"both sends young", 10_000, nil, b.hard},
+		{"the first has lasted the stall", 60_000, nil, b.max},
+		{"the first ended", 60_000, func() { b.done(0, true) }, b.hard},
+		{"the second has lasted the stall", 250_000, nil, b.max},
+		{"the second failed", 250_000, func() { b.done(1, false) }, b.max},
+	}
+	base := now
+	for _, s := range steps {
+		now = base + s.at
+		if s.do != nil {
+			s.do()
+		}
+		b.mu.Lock()
+		got := b.limit(now)
+		b.mu.Unlock()
+		if got != s.limit {
+			t.Errorf("%s: limit %d, want %d", s.name, got, s.limit)
+		}
+	}
+}
+
+// TestHTTPSBatchesInFlight: an HTTPS drain has several batches in flight
+// at once (each request here waits until httpConns of them are in flight).
+func TestHTTPSBatchesInFlight(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	inFlight, most := 0, 0
+	all := make(chan struct{})
+	rc := &receiver{}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		inFlight++
+		most = max(most, inFlight)
+		if inFlight == httpConns {
+			select {
+			case <-all:
+			default:
+				close(all)
+			}
+		}
+		mu.Unlock()
+		select {
+		case <-all:
+		case <-time.After(10 * time.Second): // a guard, not a measurement
+		}
+		rc.ServeHTTP(w, r)
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+	})
+	ca, err := pki.Open(t.TempDir(), "Skiff test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.t, rc.frames = t, map[string]bool{}
+	srv := draintest.ServeTLS(t, h, ca)
+	m, _ := start(t, "https://user:pa%3Ass@"+srv.Listener.Addr().String()+"/logs?x=1", func(c *Config) { c.RootCAs = ca.Pool() })
+	const total = 8000
+	var batch []logplex.Line
+	for i := range total {
+		batch = append(batch, line(i))
+	}
+	m.Deliver(testApp, batch)
+	waitFor(t, "the lines delivered", func() bool { return m.Stats()[0].Delivered == total })
+	if d, r := count(t, rc.got(), 0, total); d != total || r != 0 {
+		t.Errorf("receiver got %d lines and L10s reporting %d, want %d and none", d, r, total)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if most != httpConns {
+		t.Errorf("at most %d batches in flight, want %d", most, httpConns)
+	}
+}
+
+// TestBufferPush: the buffer keeps the newest lines within its bound,
+// across the ring's wrap, and counts the others from the oldest, whether
+// they were held or come in a batch larger than the bound.
+func TestBufferPush(t *testing.T) {
+	lines := func(from, to int) []logplex.Line {
+		var out []logplex.Line
+		for i := from; i < to; i++ {
+			out = append(out, line(i))
+		}
+		return out
+	}
+	tests := []struct {
+		name      string
+		taken     int // lines taken (and delivered) after the first push
+		pushes    [][2]int
+		failed    bool  // the last delivery failed: the bound is 4
+		wantLines []int // held afterwards, oldest first
+		wantDrop  int
+		since     int // line whose time the L10 reports
+	}{
+		{"fits", 0, [][2]int{{0, 3}}, false, []int{0, 1, 2}, 0, 0},
+		{"wraps", 3, [][2]int{{0, 3}, {3, 6}}, true, []int{3, 4, 5}, 0, 0},
+		{"held dropped", 0, [][2]int{{0, 3}, {3, 6}}, true, []int{2, 3, 4, 5}, 2, 0},
+		{"batch larger than the bound", 0, [][2]int{{0, 2}, {2, 12}}, true, []int{8, 9, 10, 11}, 8, 0},
+		{"batch alone larger than the bound", 0, [][2]int{{0, 0}, {5, 15}}, true, []int{11, 12, 13, 14}, 6, 5},
+		{"healthy drains hold more", 0, [][2]int{{0, 3}, {3, 40}}, false, nil, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var drops atomic.Uint64
+			b := newBuffer(4, time.Minute, &drops, 1, func() int64 { return t0 })
+			defer b.timer.Stop()
+			dropped := 0
+			for i, p := range tt.pushes {
+				if i == 1 {
+					if tt.taken > 0 {
+						b.take(0, nil, tt.taken, 1<<20, t0)
+					}
+					if tt.failed {
+						b.done(0, false)
+					}
+				}
+				dropped += b.push(lines(p[0], p[1]), t0)
+			}
+			if tt.wantLines == nil { // healthy: nothing dropped
+				if dropped != 0 || b.len() != 40 {
+					t.Fatalf("dropped %d, held %d; want 0 and 40", dropped, b.len())
+				}
+				return
+			}
+			got, l10 := b.take(0, nil, 100, 1<<20, t0)
+			if tt.wantDrop > 0 {
+				if l10.n != tt.wantDrop || dropped != tt.wantDrop || l10.since != line(tt.since).Time {
+					t.Fatalf("L10 %+v, dropped %d; want %d since line %d", l10, dropped, tt.wantDrop, tt.since)
+				}
+				got = got[1:]
+			} else if l10.n != 0 || dropped != 0 {
+				t.Fatalf("L10 %+v, dropped %d; want none", l10, dropped)
+			}
+			var nums []int
+			for _, ln := range got {
+				n, _ := lineNumber(ln.Message)
+				nums = append(nums, n)
+			}
+			if fmt.Sprint(nums) != fmt.Sprint(tt.wantLines) {
+				t.Errorf("held %v, want %v", nums, tt.wantLines)
+			}
+		})
 	}
 }

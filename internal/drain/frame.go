@@ -35,8 +35,8 @@ func priority(ln *logplex.Line) int {
 //	<PRI>1 TIMESTAMP TOKEN SOURCE DYNO - - MESSAGE
 //
 // (HOSTNAME is the drain token; MSGID and STRUCTURED-DATA are NILVALUE).
-func appendSyslog(b []byte, ln *logplex.Line, token string) []byte {
-	return appendFrame(b, ln, token, "- - ")
+func appendSyslog(b []byte, ln *logplex.Line, token string, st *stamp) []byte {
+	return appendFrame(b, ln, token, "- - ", st)
 }
 
 // appendHTTP appends ln as one frame of an application/logplex-1 body:
@@ -44,18 +44,36 @@ func appendSyslog(b []byte, ln *logplex.Line, token string) []byte {
 // HTTPS drains:
 //
 //	<PRI>1 TIMESTAMP host SOURCE DYNO - MESSAGE
-func appendHTTP(b []byte, ln *logplex.Line) []byte {
-	return appendFrame(b, ln, "host", "- ")
+func appendHTTP(b []byte, ln *logplex.Line, st *stamp) []byte {
+	return appendFrame(b, ln, "host", "- ", st)
+}
+
+// stamp keeps the last timestamp a sender rendered: the lines of a batch
+// mostly share theirs (a log-input batch is stamped once), and rendering
+// it was most of a frame's cost. The zero stamp is ready to use.
+type stamp struct {
+	us  int64
+	set bool
+	b   [40]byte
+	n   int
+}
+
+func (st *stamp) append(b []byte, us int64) []byte {
+	if !st.set || st.us != us {
+		st.n = len(logplex.AppendTimestamp(st.b[:0], us))
+		st.us, st.set = us, true
+	}
+	return append(b, st.b[:st.n]...)
 }
 
 // appendFrame renders the header on the stack first, so that the octet
 // count is known before anything is appended: the message is copied once.
-func appendFrame(b []byte, ln *logplex.Line, host, nil_ string) []byte {
+func appendFrame(b []byte, ln *logplex.Line, host, nil_ string, st *stamp) []byte {
 	var stack [160]byte
 	h := append(stack[:0], '<')
 	h = strconv.AppendInt(h, int64(priority(ln)), 10)
 	h = append(h, ">1 "...)
-	h = logplex.AppendTimestamp(h, ln.Time)
+	h = st.append(h, ln.Time)
 	h = append(h, ' ')
 	h = append(h, host...)
 	h = append(h, ' ')

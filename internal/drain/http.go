@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/skiffhq/skiff/internal/logplex"
@@ -43,7 +44,7 @@ func newHTTPSender(d *drain) *httpSender {
 		DialContext:         (&net.Dialer{Timeout: d.m.cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:     d.m.tls.Clone(),
 		TLSHandshakeTimeout: d.m.cfg.DialTimeout,
-		MaxIdleConnsPerHost: 1,
+		MaxIdleConnsPerHost: httpConns,
 		IdleConnTimeout:     144 * time.Second,
 		ForceAttemptHTTP2:   true,
 	}
@@ -52,10 +53,34 @@ func newHTTPSender(d *drain) *httpSender {
 	return s
 }
 
+// httpConns is how many batches an HTTPS drain has in flight at most,
+// each on its own connection (or HTTP/2 stream), as Logplex sends
+// concurrently: one sequential connection of ~100 KB POSTs does not keep
+// up with a busy app. Batches may therefore arrive out of order (Logplex
+// does not promise order either; a batch's lines are in order), except
+// around an L10: see run.
+const httpConns = 4
+
+// httpSlot is one batch in flight and its reused buffers.
+type httpSlot struct {
+	i     int // the buffer's slot
+	lines []logplex.Line
+	body  []byte
+}
+
+// run takes batches from the buffer and posts each in its own goroutine,
+// httpConns at most at once. A batch that starts with an L10 waits for
+// the batches in flight and is posted alone, so that the L10 reaches the
+// receiver before any line that followed the loss.
 func (s *httpSender) run(d *drain) {
 	defer s.client.CloseIdleConnections()
-	var lines []logplex.Line
-	var body []byte
+	var wg sync.WaitGroup
+	defer wg.Wait() // the posts in flight end: d.ctx is done
+	var st stamp    // the batches are rendered here, one at a time
+	free := make(chan *httpSlot, httpConns)
+	for i := range httpConns {
+		free <- &httpSlot{i: i}
+	}
 	for {
 		if !d.buf.pending() {
 			if !d.wait() {
@@ -66,37 +91,77 @@ func (s *httpSender) run(d *drain) {
 			}
 			continue
 		}
+		var sl *httpSlot
+		select {
+		case <-d.ctx.Done():
+			return
+		case sl = <-free:
+		}
 		var l10 loss
-		lines, l10 = d.buf.take(lines[:0], httpLines, d.m.cfg.BatchBytes, d.now())
-		body = body[:0]
-		for i := range lines {
-			body = appendHTTP(body, &lines[i])
+		sl.lines, l10 = d.buf.take(sl.i, sl.lines[:0], httpLines, d.m.cfg.BatchBytes, d.now())
+		if len(sl.lines) == 0 { // nothing after all
+			d.buf.lost(sl.i, loss{}, 0, 0)
+			free <- sl
+			continue
 		}
-		id := frameID()
-		for attempt := 1; ; attempt++ {
-			status, err := s.post(d, body, len(lines), id)
-			if err == nil && status/100 == 2 {
-				d.sent(lines, l10)
-				break
-			}
-			if err == nil && status/100 == 4 && status != http.StatusTooManyRequests {
-				// Refused for good: Logplex drops the frame.
-				d.m.log.Debug("drains: HTTPS drain refused a batch", "drain", d.token, "status", status)
-				d.c.errors.Add(1)
-				d.lost(lines, l10)
-				break
-			}
-			d.m.log.Debug("drains: HTTPS delivery failed", "drain", d.token, "status", status, "err", err, "attempt", attempt)
-			if !d.failed() {
-				d.lost(lines, l10)
+		sl.body = sl.body[:0]
+		for i := range sl.lines {
+			sl.body = appendHTTP(sl.body, &sl.lines[i], &st)
+		}
+		if l10.n == 0 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.deliver(d, sl, l10)
+				free <- sl
+			}()
+			continue
+		}
+		held := []*httpSlot{sl}
+		for len(held) < httpConns {
+			select {
+			case <-d.ctx.Done():
 				return
-			}
-			if attempt >= d.m.cfg.Attempts {
-				d.lost(lines, l10)
-				break
+			case x := <-free:
+				held = append(held, x)
 			}
 		}
-		clear(lines)
+		if !s.deliver(d, sl, l10) {
+			return
+		}
+		for _, x := range held {
+			free <- x
+		}
+	}
+}
+
+// deliver posts a slot's batch, retrying as Logplex does; false when the
+// drain closed meanwhile.
+func (s *httpSender) deliver(d *drain, sl *httpSlot, l10 loss) bool {
+	defer clear(sl.lines)
+	id := frameID()
+	for attempt := 1; ; attempt++ {
+		status, err := s.post(d, sl.body, len(sl.lines), id)
+		if err == nil && status/100 == 2 {
+			d.sent(sl.i, sl.lines, l10)
+			return true
+		}
+		if err == nil && status/100 == 4 && status != http.StatusTooManyRequests {
+			// Refused for good: Logplex drops the frame.
+			d.m.log.Debug("drains: HTTPS drain refused a batch", "drain", d.token, "status", status)
+			d.c.errors.Add(1)
+			d.lost(sl.i, sl.lines, l10)
+			return true
+		}
+		d.m.log.Debug("drains: HTTPS delivery failed", "drain", d.token, "status", status, "err", err, "attempt", attempt)
+		if !d.failed(sl.i) {
+			d.lost(sl.i, sl.lines, l10)
+			return false
+		}
+		if attempt >= d.m.cfg.Attempts {
+			d.lost(sl.i, sl.lines, l10)
+			return true
+		}
 	}
 }
 

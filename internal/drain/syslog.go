@@ -29,6 +29,7 @@ func (s *syslogSender) run(d *drain) {
 	defer s.hangUp()
 	var lines []logplex.Line
 	var out []byte
+	var st stamp
 	for {
 		if !d.buf.pending() {
 			if !d.wait() {
@@ -45,29 +46,29 @@ func (s *syslogSender) run(d *drain) {
 		}
 		if s.conn == nil {
 			if err := s.dial(d); err != nil {
-				if !d.failed() {
+				if !d.failed(0) {
 					return
 				}
 				continue
 			}
 		}
 		var l10 loss
-		lines, l10 = d.buf.take(lines[:0], syslogLines, syslogBytes, d.now())
+		lines, l10 = d.buf.take(0, lines[:0], syslogLines, syslogBytes, d.now())
 		out = out[:0]
 		for i := range lines {
-			out = appendSyslog(out, &lines[i], d.token)
+			out = appendSyslog(out, &lines[i], d.token, &st)
 		}
 		s.conn.SetWriteDeadline(time.Now().Add(d.m.cfg.SendTimeout))
 		if _, err := s.conn.Write(out); err != nil {
 			d.m.log.Debug("drains: syslog write failed", "drain", d.token, "err", err)
 			s.hangUp()
-			d.lost(lines, l10)
-			if !d.failed() {
+			d.lost(0, lines, l10)
+			if !d.failed(0) {
 				return
 			}
 			continue
 		}
-		d.sent(lines, l10)
+		d.sent(0, lines, l10)
 		clear(lines)
 	}
 }

@@ -90,6 +90,14 @@ type Logs interface {
 	Log(appID, app, source, dyno, message string)
 }
 
+// BatchLogs is a Logs that also takes several lines of one dyno at once (a
+// *logplex.Logplex): a dyno's output is handed over a read at a time. It
+// must not keep the slice.
+type BatchLogs interface {
+	Logs
+	LogLines(appID, app, source, dyno string, messages []string)
+}
+
 // States a dyno can be in, as the Platform API names them.
 const (
 	StateStarting = "starting"

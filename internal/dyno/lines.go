@@ -10,13 +10,16 @@ import (
 // emitted in pieces of this size (logplex splits long lines too).
 const maxLine = 10000
 
-// lineWriter cuts a process's output into lines and emits each one. It
-// never blocks the process on a slow consumer: emit is expected to be
-// non-blocking (the log pipeline drops and counts).
+// lineWriter cuts a process's output into lines and emits them, the
+// lines of each Write at once: one hand-off to the log pipeline per read
+// of the process's output rather than one per line. It never blocks the
+// process on a slow consumer: emit is expected to be non-blocking (the log
+// pipeline drops and counts) and must not keep the slice.
 type lineWriter struct {
 	mu   sync.Mutex
 	buf  []byte
-	emit func(line string)
+	out  []string // this Write's lines
+	emit func(lines []string)
 }
 
 func (w *lineWriter) Write(p []byte) (int, error) {
@@ -29,7 +32,7 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 			w.buf = append(w.buf, p...)
 			for len(w.buf) >= maxLine {
 				n := cut(w.buf)
-				w.emit(string(w.buf[:n]))
+				w.out = append(w.out, string(w.buf[:n]))
 				w.buf = append(w.buf[:0], w.buf[n:]...)
 			}
 			break
@@ -41,11 +44,16 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 		}
 		for len(line) > maxLine {
 			n := cut(line)
-			w.emit(string(line[:n]))
+			w.out = append(w.out, string(line[:n]))
 			line = line[n:]
 		}
-		w.emit(string(bytes.TrimSuffix(line, []byte("\r"))))
+		w.out = append(w.out, string(bytes.TrimSuffix(line, []byte("\r"))))
 		p = p[i+1:]
+	}
+	if len(w.out) > 0 {
+		w.emit(w.out)
+		clear(w.out)
+		w.out = w.out[:0]
 	}
 	return n, nil
 }

@@ -284,7 +284,15 @@ func (m *Manager) startLocked(u *Unit) *supervisor {
 // wrapOutput gives the unit writers that turn the process's output into
 // app log lines.
 func (m *Manager) wrapOutput(u *Unit) *Unit {
-	w := &lineWriter{emit: func(line string) { m.cfg.Logs.Log(u.AppID, u.App, "app", u.Name, line) }}
+	emit := func(lines []string) {
+		for _, l := range lines {
+			m.cfg.Logs.Log(u.AppID, u.App, "app", u.Name, l)
+		}
+	}
+	if b, ok := m.cfg.Logs.(BatchLogs); ok {
+		emit = func(lines []string) { b.LogLines(u.AppID, u.App, "app", u.Name, lines) }
+	}
+	w := &lineWriter{emit: emit}
 	u.Stdout, u.Stderr = w, w
 	return u
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -481,7 +482,7 @@ func TestDailyCycling(t *testing.T) {
 func TestLineWriter(t *testing.T) {
 	t.Parallel()
 	var got []string
-	w := &lineWriter{emit: func(s string) { got = append(got, s) }}
+	w := &lineWriter{emit: func(l []string) { got = append(got, l...) }}
 	long := strings.Repeat("x", maxLine+5)
 	for _, chunk := range []string{"a\nb", "c\r\n", "\n", long + "\n", "tail"} {
 		w.Write([]byte(chunk))
@@ -490,9 +491,17 @@ func TestLineWriter(t *testing.T) {
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("lines = %q, want %q", got, want)
 	}
+	// The lines of one Write are handed over at once.
+	var calls [][]string
+	w = &lineWriter{emit: func(l []string) { calls = append(calls, slices.Clone(l)) }}
+	w.Write([]byte("a\nb\nc"))
+	w.Write([]byte("\nd\n"))
+	if fmt.Sprint(calls) != "[[a b] [c d]]" {
+		t.Errorf("hand-offs = %q, want [[a b] [c d]]", calls)
+	}
 	// A split never cuts a character in two.
 	got = nil
-	w = &lineWriter{emit: func(s string) { got = append(got, s) }}
+	w = &lineWriter{emit: func(l []string) { got = append(got, l...) }}
 	w.Write([]byte(strings.Repeat("x", maxLine-1) + "é and more\n"))
 	if len(got) != 2 || got[0] != strings.Repeat("x", maxLine-1) || got[1] != "é and more" {
 		t.Errorf("split = %q", got)

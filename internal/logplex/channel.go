@@ -183,15 +183,16 @@ func (c *channel) commit(batch []Line) {
 	}
 	now := c.l.cfg.Now().UnixMicro()
 	c.mu.Lock()
-	for i := range batch {
+	// Only the newest lines of a big batch stay in the history.
+	for i := max(0, len(batch)-c.hist.max); i < len(batch); i++ {
 		c.hist.push(batch[i])
-		for t := range c.tails {
+	}
+	for t := range c.tails {
+		for i := range batch {
 			if t.f.match(&batch[i]) && !t.push(batch[i], now) {
 				c.l.droppedTail.Add(1)
 			}
 		}
-	}
-	for t := range c.tails {
 		t.signal()
 	}
 	c.next = seq

@@ -30,8 +30,68 @@ const timeLayout = "2006-01-02T15:04:05.000000-07:00"
 
 // AppendTimestamp appends us (microseconds since the epoch) as Logplex
 // renders time: 2024-05-01T12:00:00.123456+00:00.
+//
+// It is on the drains' hot path (every line, for every drain), so it does
+// the calendar arithmetic itself: time.Time.AppendFormat took a fifth of
+// the server's CPU during ingest. Years outside 0000–9999 fall back to it.
 func AppendTimestamp(b []byte, us int64) []byte {
-	return time.UnixMicro(us).UTC().AppendFormat(b, timeLayout)
+	sec, frac := floorDiv(us, 1_000_000)
+	days, sod := floorDiv(sec, 86_400)
+	y, m, d := civil(days)
+	if y < 0 || y > 9999 {
+		return time.UnixMicro(us).UTC().AppendFormat(b, timeLayout)
+	}
+	var t [32]byte
+	put := func(i int, v int64, n int) {
+		for j := i + n - 1; j >= i; j-- {
+			t[j] = byte('0' + v%10)
+			v /= 10
+		}
+	}
+	put(0, y, 4)
+	t[4] = '-'
+	put(5, m, 2)
+	t[7] = '-'
+	put(8, d, 2)
+	t[10] = 'T'
+	put(11, sod/3600, 2)
+	t[13] = ':'
+	put(14, sod/60%60, 2)
+	t[16] = ':'
+	put(17, sod%60, 2)
+	t[19] = '.'
+	put(20, frac, 6)
+	copy(t[26:], "+00:00")
+	return append(b, t[:]...)
+}
+
+// floorDiv returns a/n rounded down and the remainder, from 0 to n-1.
+func floorDiv(a, n int64) (q, r int64) {
+	q, r = a/n, a%n
+	if r < 0 {
+		q, r = q-1, r+n
+	}
+	return q, r
+}
+
+// civil converts days since 1970-01-01 to a proleptic Gregorian date
+// (Howard Hinnant's days-to-civil algorithm: eras of 400 years).
+func civil(days int64) (y, m, d int64) {
+	z := days + 719_468
+	era, doe := floorDiv(z, 146_097)
+	yoe := (doe - doe/1460 + doe/36_524 - doe/146_096) / 365
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	d = doy - (153*mp+2)/5 + 1
+	m = mp + 3
+	if mp >= 10 {
+		m = mp - 9
+	}
+	y = yoe + era*400
+	if m <= 2 {
+		y++
+	}
+	return y, m, d
 }
 
 // AppendText appends the line as `heroku logs` prints it:

@@ -138,3 +138,34 @@ func abbreviate(ss []string) []string {
 	}
 	return out
 }
+
+// TestAppendTimestamp checks the hand-written calendar against the time
+// package: edges of days, months, leap years, centuries and the epoch, a
+// sweep across four centuries, and years it hands back to time.
+func TestAppendTimestamp(t *testing.T) {
+	want := func(us int64) string { return time.UnixMicro(us).UTC().Format(timeLayout) }
+	var cases []int64
+	for _, d := range []time.Time{
+		time.Unix(0, 0), time.Unix(-1, 0), time.Unix(0, -1000),
+		time.Date(2000, 2, 29, 23, 59, 59, 999999000, time.UTC),
+		time.Date(1900, 3, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2100, 2, 28, 12, 0, 0, 1000, time.UTC),
+		time.Date(2024, 12, 31, 23, 59, 59, 0, time.UTC),
+		time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC),
+		time.Date(-1, 12, 31, 0, 0, 0, 0, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		cases = append(cases, d.UnixMicro())
+	}
+	from := time.Date(1800, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
+	to := time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
+	for us := from; us < to; us += 86_400_000_000/7 + 1_234_567 {
+		cases = append(cases, us)
+	}
+	for _, us := range cases {
+		if got := string(AppendTimestamp([]byte("x"), us)); got != "x"+want(us) {
+			t.Fatalf("AppendTimestamp(%d) = %q, want %q", us, got[1:], want(us))
+		}
+	}
+}

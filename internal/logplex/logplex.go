@@ -229,34 +229,60 @@ func (l *Logplex) logAt(us int64, appID, source, dyno, message string) {
 // hold of its queue's lock for the whole batch, so the batch's lines stay
 // together. Lines that do not fit in the queue are dropped and counted.
 func (l *Logplex) LogFrames(appID string, frames []Frame) {
-	if len(frames) == 0 {
+	l.logBatch(appID, len(frames), func(lines []Line, us int64) []Line {
+		for i := range frames {
+			f := &frames[i]
+			lines = appendLine(lines, Line{Time: us, Source: cleanName(f.Source), Dyno: cleanName(f.Dyno), Message: f.Message})
+		}
+		return lines
+	})
+}
+
+// LogLines is LogFrames for lines of one source and dyno, such as what a
+// dyno wrote to its stdout in one go: one hand-off for all of them rather
+// than one Log call (and one hold of the queue's lock) per line.
+func (l *Logplex) LogLines(appID, app, source, dyno string, msgs []string) {
+	source, dyno = cleanName(source), cleanName(dyno)
+	l.logBatch(appID, len(msgs), func(lines []Line, us int64) []Line {
+		for _, m := range msgs {
+			lines = appendLine(lines, Line{Time: us, Source: source, Dyno: dyno, Message: m})
+		}
+		return lines
+	})
+}
+
+// logBatch queues the n messages fill appends (stamped us) to a scratch
+// slice, under one hold of the channel's queue lock.
+func (l *Logplex) logBatch(appID string, n int, fill func(lines []Line, us int64) []Line) {
+	if n == 0 {
 		return
 	}
 	c := l.channelFor(appID)
 	if c == nil {
-		l.droppedClosed.Add(uint64(len(frames)))
+		l.droppedClosed.Add(uint64(n))
 		return
 	}
-	us := l.cfg.Now().UnixMicro()
 	p := linesPool.Get().(*[]Line)
-	lines := (*p)[:0]
-	for i := range frames {
-		f := &frames[i]
-		source, dyno := cleanName(f.Source), cleanName(f.Dyno)
-		if plain(f.Message) {
-			lines = append(lines, Line{Time: us, Source: source, Dyno: dyno, Message: f.Message})
-			continue
-		}
-		splitMessage(f.Message, func(m string) {
-			lines = append(lines, Line{Time: us, Source: source, Dyno: dyno, Message: m})
-		})
-	}
+	lines := fill((*p)[:0], l.cfg.Now().UnixMicro())
 	c.enqueueAll(lines)
 	clear(lines)
 	if cap(lines) <= 4096 {
 		*p = lines[:0]
 		linesPool.Put(p)
 	}
+}
+
+// appendLine appends ln, split into several lines if its message is too
+// long or holds line breaks (see plain).
+func appendLine(lines []Line, ln Line) []Line {
+	if plain(ln.Message) {
+		return append(lines, ln)
+	}
+	splitMessage(ln.Message, func(m string) {
+		ln.Message = m
+		lines = append(lines, ln)
+	})
+	return lines
 }
 
 // linesPool holds LogFrames' scratch slices.

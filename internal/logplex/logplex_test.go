@@ -20,7 +20,7 @@ import (
 )
 
 // The dyno manager writes into a Logplex.
-var _ dyno.Logs = (*Logplex)(nil)
+var _ dyno.BatchLogs = (*Logplex)(nil)
 
 const testApp = "5f0c6a2e-1b7e-4c55-9a57-2f1d0f3b9e11"
 
@@ -815,4 +815,25 @@ func BenchmarkLog(b *testing.B) {
 		l.Log(testApp, "myapp", "app", "web.1", "GET /index.html 200 1234 bytes in 2 ms")
 	}
 	l.Sync()
+}
+
+// TestLogLines: a dyno's lines handed over at once are stored in order,
+// split as Log splits them, with the source and dyno of all of them.
+func TestLogLines(t *testing.T) {
+	f := open(t, t.TempDir(), nil)
+	long := strings.Repeat("x", MaxLineBytes+3)
+	f.l.LogLines(testApp, "myapp", "app", "worker.1", []string{"one", long, "two\nthree", ""})
+	f.l.LogLines(testApp, "myapp", "app", "worker.1", nil)
+	f.l.Sync()
+	var got []string
+	for _, ln := range f.l.History(testApp, 0) {
+		if ln.Source != "app" || ln.Dyno != "worker.1" {
+			t.Errorf("line from %s[%s]", ln.Source, ln.Dyno)
+		}
+		got = append(got, ln.Message)
+	}
+	want := []string{"one", strings.Repeat("x", MaxLineBytes), "xxx", "two", "three", ""}
+	if !slices.Equal(got, want) {
+		t.Errorf("history = %.80q, want %.80q", got, want)
+	}
 }
