@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiffhq/skiff/internal/clocktest"
 	"github.com/skiffhq/skiff/internal/dyno"
 	"github.com/skiffhq/skiff/internal/platform"
 )
@@ -24,26 +25,8 @@ var _ dyno.BatchLogs = (*Logplex)(nil)
 
 const testApp = "5f0c6a2e-1b7e-4c55-9a57-2f1d0f3b9e11"
 
-// testClock is a settable clock.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *testClock {
-	return &testClock{t: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+func newClock() *clocktest.Clock {
+	return clocktest.New(time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC))
 }
 
 // fixture is a Logplex over dir with an HTTP server for its streams.
