@@ -301,9 +301,15 @@ func (x *exchange) proxy(t *table, rt *route) {
 			}
 			continue
 		}
-		be.inflight.Add(1)
+		// Only p2c reads the per-dyno count: random balance spares the
+		// two atomic adds on a cache line both cores write.
+		if rt.p2c {
+			be.inflight.Add(1)
+		}
 		retry, err := x.forwardTo(be, now)
-		be.inflight.Add(-1)
+		if rt.p2c {
+			be.inflight.Add(-1)
+		}
 		if !retry {
 			return
 		}
