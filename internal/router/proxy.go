@@ -1013,14 +1013,6 @@ const (
 	routerHeader // set by the router on requests (a client's value is replaced) or answered by it (Expect)
 )
 
-var headerClasses = map[string]int{
-	"te": hopHeader, "upgrade": hopHeader, "trailer": hopHeader, "connection": hopHeader,
-	"keep-alive": hopHeader, "content-length": hopHeader, "proxy-connection": hopHeader,
-	"transfer-encoding": hopHeader, "proxy-authenticate": hopHeader, "proxy-authorization": hopHeader,
-	"via": routerHeader, "expect": routerHeader, "x-request-id": routerHeader, "x-forwarded-for": routerHeader,
-	"x-request-start": routerHeader, "x-forwarded-port": routerHeader, "x-forwarded-proto": routerHeader,
-}
-
 // headerClass classifies a header name without allocating.
 func headerClass(n []byte) int {
 	if len(n) < 2 || len(n) > 19 {
@@ -1033,7 +1025,16 @@ func headerClass(n []byte) int {
 		}
 		low[i] = c
 	}
-	return headerClasses[string(low[:len(n)])]
+	// A switch compiles to length and byte comparisons: no hashing, as a
+	// map lookup would do for every header of every message.
+	switch string(low[:len(n)]) {
+	case "te", "upgrade", "trailer", "connection", "keep-alive", "content-length", "proxy-connection",
+		"transfer-encoding", "proxy-authenticate", "proxy-authorization":
+		return hopHeader
+	case "via", "expect", "x-request-id", "x-forwarded-for", "x-request-start", "x-forwarded-port", "x-forwarded-proto":
+		return routerHeader
+	}
+	return plainHeader
 }
 
 func skipRequestHeader(n []byte) bool  { return headerClass(n) != plainHeader }
