@@ -47,6 +47,7 @@ func (r *Router) serveConn(c net.Conn, secure bool, port string) {
 	h.hijacked = false
 	h.lastW, h.rdl = time.Time{}, time.Time{}
 	x := &h.x
+	x.end = time.Time{}
 	x.r, x.down, x.req, x.secure, x.h2, x.port = r, h, &h.req, secure, false, port
 	x.cc, x.cbr = c, h.br
 	x.clientIP = x.clientIP[:0]
@@ -75,7 +76,11 @@ func (h *h1) serveOne() bool {
 	// Wait for the next request for up to KeepAlive, then give the whole
 	// head HeadTimeout: a slow client cannot hold the connection longer.
 	if h.br.Buffered() == 0 {
-		h.rdl = setDeadlineLazily(h.c, h.rdl, r.cfg.Now().Add(r.cfg.KeepAlive), r.cfg.KeepAlive)
+		now := x.end // the previous request's end, if any
+		if now.IsZero() {
+			now = r.cfg.Now()
+		}
+		h.rdl = setDeadlineLazily(h.c, h.rdl, now.Add(r.cfg.KeepAlive), r.cfg.KeepAlive)
 		if _, err := h.br.Peek(1); err != nil {
 			return false
 		}
@@ -354,8 +359,12 @@ func (h *h1) writeHead(x *exchange, resp *head, status int, length int64) error 
 }
 
 // touch pushes the client write deadline Idle ahead, at most every Idle/8.
+// It goes by the exchange's clock, read after every wait for the dyno.
 func (h *h1) touch() {
-	now := h.r.cfg.Now()
+	now := h.x.now
+	if now.IsZero() {
+		now = h.r.cfg.Now()
+	}
 	if now.Sub(h.lastW) > h.r.cfg.Idle/8 {
 		h.lastW = now
 		h.c.SetWriteDeadline(now.Add(h.r.cfg.Idle))

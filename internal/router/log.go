@@ -5,52 +5,6 @@ import (
 	"time"
 )
 
-type logEntry struct {
-	appID, app, line string
-}
-
-// emit queues a log line without ever blocking: a full queue drops it.
-func (r *Router) emit(appID, app string, line []byte) {
-	if r.logs == nil {
-		return
-	}
-	select {
-	case r.logs <- logEntry{appID, app, string(line)}:
-	default:
-		r.drops.Add(1)
-	}
-}
-
-// logLoop hands queued lines to the sink every few milliseconds rather
-// than as each arrives: a proxied request then never wakes another
-// goroutine just to log.
-func (r *Router) logLoop() {
-	defer r.wg.Done()
-	tick := time.NewTicker(logEvery)
-	defer tick.Stop()
-	drain := func() {
-		for {
-			select {
-			case e := <-r.logs:
-				r.cfg.Log(e.appID, e.app, e.line)
-			default:
-				return
-			}
-		}
-	}
-	for {
-		select {
-		case <-tick.C:
-			drain()
-		case <-r.done:
-			drain()
-			return
-		}
-	}
-}
-
-const logEvery = 5 * time.Millisecond
-
 // hcode is a router error: Heroku's code, description, status and log level.
 type hcode struct {
 	code, desc, at string

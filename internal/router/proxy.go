@@ -56,8 +56,12 @@ type exchange struct {
 	port               string
 	clientIP           []byte
 	start              time.Time
-	headOnly           bool
-	expect, expectBad  bool // Expect: 100-continue / another expectation
+	// now is the clock as last read during the exchange, and end when
+	// it finished: the fast path reads the clock three times per request
+	// (start, response head, end) and derives every deadline from those.
+	now, end          time.Time
+	headOnly          bool
+	expect, expectBad bool // Expect: 100-continue / another expectation
 
 	reqIDBuf [36]byte
 	reqID    []byte
@@ -102,6 +106,7 @@ func (x *exchange) resetOutcome() {
 	x.expect, x.expectBad = false, false
 	x.body = nil
 	x.bodyLen = 0
+	x.now, x.end = x.start, time.Time{}
 }
 
 // prepare fills the request id, X-Forwarded-For and Via from the request
@@ -214,7 +219,11 @@ func (x *exchange) run(t *table) {
 		x.proxy(t, rt)
 	}
 	rt.inflight.Add(-1)
-	now := r.cfg.Now()
+	now := x.end
+	if now.IsZero() {
+		now = r.cfg.Now()
+		x.end = now
+	}
 	if !x.serviced && x.code == nil {
 		x.service, x.serviced = now.Sub(x.start), true
 	}
@@ -241,7 +250,7 @@ func (x *exchange) proxy(t *table, rt *route) {
 	attempts := 0
 	var lastErr *hcode
 	backoff := 5 * time.Millisecond
-	for {
+	for iter := 0; ; iter++ {
 		if len(rt.backends) == 0 {
 			switch {
 			case rt.starting > 0:
@@ -265,7 +274,10 @@ func (x *exchange) proxy(t *table, rt *route) {
 			}
 			return
 		}
-		now := r.cfg.Now()
+		now := x.start
+		if iter > 0 {
+			now = r.cfg.Now()
+		}
 		be := pick(rt, tried[:ntried], now.UnixNano())
 		if be == nil {
 			if attempts > 0 && allTried(rt, tried[:ntried]) {
@@ -289,9 +301,15 @@ func (x *exchange) proxy(t *table, rt *route) {
 			}
 			continue
 		}
-		be.inflight.Add(1)
+		// Only p2c reads the per-dyno count: random balance spares the
+		// two atomic adds on a cache line both cores write.
+		if rt.p2c {
+			be.inflight.Add(1)
+		}
 		retry, err := x.forwardTo(be, now)
-		be.inflight.Add(-1)
+		if rt.p2c {
+			be.inflight.Add(-1)
+		}
 		if !retry {
 			return
 		}
@@ -408,9 +426,11 @@ func (x *exchange) forwardTo(be *backend, now time.Time) (retry bool, err *hcode
 			u = be.pool.get(now)
 		}
 		if u == nil {
-			t0 := r.cfg.Now()
+			t0 := now
 			c, derr := net.DialTimeout("tcp", be.addr, r.cfg.ConnectTimeout)
-			x.connect, x.connected = r.cfg.Now().Sub(t0), true
+			now = r.cfg.Now()
+			x.now = now
+			x.connect, x.connected = now.Sub(t0), true
 			if derr != nil {
 				var ne net.Error
 				if errors.As(derr, &ne) && ne.Timeout() {
@@ -425,7 +445,7 @@ func (x *exchange) forwardTo(be *backend, now time.Time) (retry bool, err *hcode
 			x.connect = 0
 		}
 		x.dyno = be.name
-		again := x.exchangeWith(be, u)
+		again := x.exchangeWith(be, u, now)
 		if !again {
 			return false, nil
 		}
@@ -444,11 +464,10 @@ func (x *exchange) forwardTo(be *backend, now time.Time) (retry bool, err *hcode
 // exchangeWith writes the request on u and relays the response. It
 // returns true when a reused connection failed harmlessly and the request
 // should be sent again on a new one.
-func (x *exchange) exchangeWith(be *backend, u *upConn) bool {
+func (x *exchange) exchangeWith(be *backend, u *upConn, sent time.Time) bool {
 	r := x.r
 	reused := u.reused
 	u.reused = false
-	sent := r.cfg.Now()
 	x.writeRequestHead(u.bw)
 	var werr error
 	var bodyDone chan bodyResult
@@ -493,9 +512,10 @@ func (x *exchange) exchangeWith(be *backend, u *upConn) bool {
 	}
 	replayable := x.body == nil
 	if bodyDone == nil {
-		u.rdl = setDeadlineLazily(u.c, u.rdl, r.cfg.Now().Add(r.cfg.FirstByte), r.cfg.FirstByte)
+		u.rdl = setDeadlineLazily(u.c, u.rdl, sent.Add(r.cfg.FirstByte), r.cfg.FirstByte)
 	}
 	status, err := x.readResponseHead(u)
+	x.now = r.cfg.Now() // the dyno may have taken its time
 	if bodyDone != nil && err != nil {
 		if res := <-bodyDone; res.code != nil {
 			u.discard()
@@ -782,12 +802,13 @@ func (x *exchange) relayResponse(be *backend, u *upConn, status int, sent time.T
 			}
 		}
 	}
-	x.service, x.serviced = r.cfg.Now().Sub(sent), true
+	x.end = r.cfg.Now()
+	x.service, x.serviced = x.end.Sub(sent), true
 	if ok && upKeep && u.br.Buffered() == 0 {
 		// Its read deadline may expire while pooled: harmless, nobody
 		// reads an idle connection and the next request sets its own.
 		u.reused = false
-		be.pool.put(u, r.cfg.Now())
+		be.pool.put(u, x.end)
 	} else {
 		u.discard()
 	}
@@ -802,20 +823,27 @@ func (x *exchange) copyResponse(u *upConn, body io.Reader, untilClose bool) bool
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
-	last := r.cfg.Now()
+	last := x.now
+	buffered := false
 	if fr, ok := body.(*fixedReader); !ok || fr.left > int64(u.br.Buffered()) {
 		// More is to come from the dyno: from now on it may pause up to
 		// Idle (a body already buffered needs no deadline).
 		u.c.SetReadDeadline(last.Add(r.cfg.Idle))
 		u.rdl = time.Time{}
+	} else {
+		buffered = true
 	}
 	for {
 		m, err := body.Read(buf)
 		if m > 0 {
-			now := r.cfg.Now()
-			if now.Sub(last) > r.cfg.Idle/8 {
-				last = now
-				u.c.SetReadDeadline(now.Add(r.cfg.Idle))
+			if !buffered {
+				// Reading may have waited for the dyno: read the clock.
+				now := r.cfg.Now()
+				x.now = now
+				if now.Sub(last) > r.cfg.Idle/8 {
+					last = now
+					u.c.SetReadDeadline(now.Add(r.cfg.Idle))
+				}
 			}
 			if _, werr := x.down.Write(buf[:m]); werr != nil {
 				x.code, x.sock = h27, "client"
@@ -985,14 +1013,6 @@ const (
 	routerHeader // set by the router on requests (a client's value is replaced) or answered by it (Expect)
 )
 
-var headerClasses = map[string]int{
-	"te": hopHeader, "upgrade": hopHeader, "trailer": hopHeader, "connection": hopHeader,
-	"keep-alive": hopHeader, "content-length": hopHeader, "proxy-connection": hopHeader,
-	"transfer-encoding": hopHeader, "proxy-authenticate": hopHeader, "proxy-authorization": hopHeader,
-	"via": routerHeader, "expect": routerHeader, "x-request-id": routerHeader, "x-forwarded-for": routerHeader,
-	"x-request-start": routerHeader, "x-forwarded-port": routerHeader, "x-forwarded-proto": routerHeader,
-}
-
 // headerClass classifies a header name without allocating.
 func headerClass(n []byte) int {
 	if len(n) < 2 || len(n) > 19 {
@@ -1005,7 +1025,16 @@ func headerClass(n []byte) int {
 		}
 		low[i] = c
 	}
-	return headerClasses[string(low[:len(n)])]
+	// A switch compiles to length and byte comparisons: no hashing, as a
+	// map lookup would do for every header of every message.
+	switch string(low[:len(n)]) {
+	case "te", "upgrade", "trailer", "connection", "keep-alive", "content-length", "proxy-connection",
+		"transfer-encoding", "proxy-authenticate", "proxy-authorization":
+		return hopHeader
+	case "via", "expect", "x-request-id", "x-forwarded-for", "x-request-start", "x-forwarded-port", "x-forwarded-proto":
+		return routerHeader
+	}
+	return plainHeader
 }
 
 func skipRequestHeader(n []byte) bool  { return headerClass(n) != plainHeader }

@@ -28,7 +28,8 @@ import (
 type Config struct {
 	// Log receives one router log line per request (source heroku, dyno
 	// router). It is called from a single goroutine fed by a bounded
-	// queue: when the queue is full lines are dropped and counted.
+	// queue (batches handed over every few milliseconds): when the queue
+	// is full lines are dropped and counted.
 	Log func(appID, app, line string)
 	// GetCertificate chooses the certificate for a TLS client hello.
 	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
@@ -54,7 +55,7 @@ type Router struct {
 	cfg    Config
 	tab    atomic.Pointer[table]
 	states states
-	logs   chan logEntry
+	logs   *logQueue
 	drops  atomic.Uint64
 	h2     http2.Server
 
@@ -96,7 +97,7 @@ func New(cfg Config) *Router {
 	r.tab.Store(r.states.build(nil, cfg.PoolIdle))
 	r.h2.IdleTimeout = cfg.KeepAlive
 	if cfg.Log != nil {
-		r.logs = make(chan logEntry, cfg.LogQueue)
+		r.logs = newLogQueue(cfg.LogQueue)
 		r.wg.Add(1)
 		go r.logLoop()
 	}
