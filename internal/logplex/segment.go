@@ -31,7 +31,8 @@ import (
 // previous segment, which is read first), then swaps the files under the
 // lock. Only a segment that reaches maxSegment histories before the syncer
 // rotated it (a very slow disk) is rotated by the worker itself, with an
-// fsync, which bounds the disk.
+// fsync, or, if the syncer is in the middle of rotating it, waits for that
+// rename to end: this bounds the disk.
 //
 // A segment starts with segMagic; each record is
 //
@@ -247,6 +248,20 @@ func (s *segment) append(lines []Line, limit int) (wantSync bool, err error) {
 		}
 	}
 	s.limit = limit
+	for s.n >= maxSegment*limit && s.rotating {
+		// The syncer is renaming this full segment away: wait for it
+		// rather than grow the file past the bound (rot is held for the
+		// rotation; the syncer takes mu at its end, so let go of it).
+		s.mu.Unlock()
+		s.rot.Lock()
+		s.rot.Unlock()
+		s.mu.Lock()
+	}
+	if s.f == nil {
+		if err := s.open(); err != nil {
+			return false, err
+		}
+	}
 	if s.n >= maxSegment*limit && !s.rotating {
 		if err := s.rotate(); err != nil {
 			return false, err
