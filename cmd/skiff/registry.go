@@ -248,12 +248,25 @@ func (r *releaser) keep(ctx context.Context, keepReleases int) (func(string) boo
 	for id, at := range r.prepared {
 		if time.Since(at) > r.grace {
 			delete(r.prepared, id)
-			continue
 		}
-		released[id] = true
 	}
 	r.mu.Unlock()
-	return func(id string) bool { return released[id] }, nil
+	// The prepared and held images are read when GC asks, not now: an
+	// image held after this (a build that just stored it) is kept too.
+	return func(id string) bool { return released[id] || r.held(id) }, nil
+}
+
+// held reports whether id was readied for a release, or held by a build,
+// within the grace period.
+func (r *releaser) held(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	at, ok := r.prepared[id]
+	if ok && time.Since(at) > r.grace {
+		delete(r.prepared, id)
+		return false
+	}
+	return ok
 }
 
 // gc collects once: the image store first, then the registry.

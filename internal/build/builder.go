@@ -94,6 +94,11 @@ type Builder struct {
 
 // Request is one image to build.
 type Request struct {
+	// Hold, if set, is called with the built image's id just before the
+	// image is stored, so that the image garbage collector keeps it until
+	// a release refers to it (even when an identical, unreferenced image
+	// was already stored and a collection runs right after).
+	Hold func(imageID string)
 	// Context is the build context directory. Files .dockerignore excludes
 	// are removed from it.
 	Context string
@@ -1175,6 +1180,9 @@ func (r *run) commit(st *state) error {
 		}
 		return nil, fmt.Errorf("blob %s: %w", d, image.ErrNotFound)
 	})
+	if r.req.Hold != nil {
+		r.req.Hold(cd)
+	}
 	ref, err := r.b.Images.Put(mb, string(types.OCIManifestSchema1), src)
 	if err != nil {
 		return fmt.Errorf("storing the image: %w", err)

@@ -331,3 +331,24 @@ func TestBuildNetwork(t *testing.T) {
 		}
 	}
 }
+
+// TestBuildHoldsBeforeStoring: Request.Hold gets the image's id before the
+// image is stored, so a garbage collection right after the store keeps it.
+func TestBuildHoldsBeforeStoring(t *testing.T) {
+	e := newEnv(t)
+	var held []string
+	var out bytes.Buffer
+	res, err := e.b.Build(context.Background(), Request{Context: e.context(map[string]string{"Dockerfile": "FROM busybox\nENV A=1\n"}),
+		Cache: e.cache, Out: &out, Hold: func(id string) {
+			if _, err := e.images.Resolve(id); err == nil {
+				t.Errorf("held %s after it was stored", id)
+			}
+			held = append(held, id)
+		}})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if len(held) != 1 || held[0] != res.Image {
+		t.Errorf("held %v, built %s", held, res.Image)
+	}
+}

@@ -429,14 +429,11 @@ func (s *Service) run(ctx context.Context, app *platform.App, b *platform.Build,
 		ctxDir, name := contextOf(ip.dockerfile)
 		fmt.Fprintf(out, "=== Building %s (%s)\n", typ, ip.dockerfile)
 		res, err := s.cfg.Builder.Build(ctx, Request{Context: filepath.Join(root, filepath.FromSlash(ctxDir)),
-			Dockerfile: name, Args: p.args, Cache: s.cacheDir(app.ID), Out: out})
+			Dockerfile: name, Args: p.args, Cache: s.cacheDir(app.ID), Out: out, Hold: s.hold})
 		if err != nil {
 			return err
 		}
 		images[typ], built[ip.dockerfile] = res.Image, res.Image
-		if s.hold != nil {
-			s.hold(res.Image)
-		}
 	}
 	if s.publish != nil {
 		for _, typ := range sortedKeys(p.images) {

@@ -196,7 +196,8 @@ func startServerIn(t *testing.T, dataDir string, fresh bool, extra ...string) *s
 	// No registry unless asked for (--registry-addr 127.0.0.1:0 in extra):
 	// with one, releases must name images it holds.
 	args := []string{"server", "--data-dir", dataDir, "--api-addr", "127.0.0.1:0", "--base-domain", "localhost", "--dynos=false",
-		"--registry-addr", "off", "--router-http-addr", "127.0.0.1:0", "--router-https-addr", "127.0.0.1:0"}
+		"--registry-addr", "off", "--router-http-addr", "127.0.0.1:0", "--router-https-addr", "127.0.0.1:0",
+		"--rendezvous-addr", "127.0.0.1:0"} // parallel servers must not share a fixed port
 	wantRegistry := slices.Contains(extra, "--registry-addr")
 	s.cmd = exec.Command(bin, append(args, extra...)...)
 	s.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + s.Home, "TMPDIR=" + os.TempDir()}
