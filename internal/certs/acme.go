@@ -320,15 +320,20 @@ func (m *Manager) obtain(ctx context.Context, host string) (chainPEM, keyPEM str
 	if err != nil {
 		return "", "", time.Time{}, fmt.Errorf("issued certificate: %w", err)
 	}
+	keyPEM, err = encodeKey(key)
+	return encodeChain(ders), keyPEM, leaf.NotAfter, err
+}
+
+// encodeChain writes a chain of DER certificates as PEM.
+func encodeChain(ders [][]byte) string {
 	var b strings.Builder
 	for _, der := range ders {
 		pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: der})
 	}
-	keyPEM, err = encodeKey(key)
-	return b.String(), keyPEM, leaf.NotAfter, err
+	return b.String()
 }
 
-func encodeKey(k crypto.Signer) (string, error) {
+func encodeKey(k crypto.PrivateKey) (string, error) {
 	der, err := x509.MarshalPKCS8PrivateKey(k)
 	if err != nil {
 		return "", err

@@ -22,7 +22,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -296,15 +295,11 @@ func (m *Manager) serve(x *index) error {
 
 // encodePEM writes a certificate's chain and private key as PEM.
 func encodePEM(c *tls.Certificate) (Served, error) {
-	var chain []byte
-	for _, der := range c.Certificate {
-		chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
-	}
-	key, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	key, err := encodeKey(c.PrivateKey)
 	if err != nil {
 		return Served{}, fmt.Errorf("encode private key: %w", err)
 	}
-	return Served{Chain: string(chain), Key: string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}))}, nil
+	return Served{Chain: encodeChain(c.Certificate), Key: key}, nil
 }
 
 // Served returns the certificates every router serves, and a channel
