@@ -943,12 +943,7 @@ func (x *exchange) writeRequestHead(w *bufio.Writer) {
 	w.WriteByte(' ')
 	w.Write(x.path)
 	w.WriteString(" HTTP/1.1\r\n")
-	var conn []byte
-	for i := range req.fields {
-		if n := req.name(i); len(n) == 10 && equalFold(n, "connection") {
-			conn = req.value(i)
-		}
-	}
+	conn := connectionTokens(req)
 	for i := range req.fields {
 		n := req.name(i)
 		if skipRequestHeader(n) || len(conn) > 0 && listedIn(conn, n) {
