@@ -38,7 +38,7 @@ func (p *pool) get(now time.Time) *upConn {
 			u.reused = true
 			return u
 		}
-		u.c.Close()
+		u.discard()
 	}
 	p.mu.Unlock()
 	return nil
@@ -49,7 +49,7 @@ func (p *pool) put(u *upConn, now time.Time) {
 	p.mu.Lock()
 	if p.closed || len(p.idle) >= maxIdlePerBackend {
 		p.mu.Unlock()
-		u.c.Close()
+		u.discard()
 		return
 	}
 	p.idle = append(p.idle, u)
@@ -63,7 +63,7 @@ func (p *pool) closeAll() {
 	p.idle = nil
 	p.mu.Unlock()
 	for _, u := range idle {
-		u.c.Close()
+		u.discard()
 	}
 }
 
