@@ -911,7 +911,9 @@ func (x *exchange) relayUpgrade(u *upConn, sent time.Time) {
 // pipe copies src (read through br) to dst until EOF, an error or Idle
 // without data, then half-closes dst when it can.
 func pipe(dst net.Conn, br *bufio.Reader, src net.Conn, idle time.Duration) int64 {
-	buf := make([]byte, 32<<10)
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
 	var total int64
 	for {
 		src.SetReadDeadline(time.Now().Add(idle))
