@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -259,13 +260,9 @@ func (x *exchange) proxy(t *table, rt *route) {
 					x.fail(h20, 503, pageAppError)
 					return
 				}
-				t = r.tab.Load()
-				if rt = t.lookup(x.host); rt == nil {
-					x.status = 404
-					x.down.page(x, 404, pageNoSuchApp)
+				if t, rt = x.reroute(); rt == nil {
 					return
 				}
-				x.route = rt
 				continue
 			case rt.crashed > 0:
 				x.fail(h10, 503, pageAppError)
@@ -290,14 +287,10 @@ func (x *exchange) proxy(t *table, rt *route) {
 				return
 			}
 			backoff = min(2*backoff, 500*time.Millisecond)
-			if t2 := r.tab.Load(); t2 != t {
-				t = t2
-				if rt = t.lookup(x.host); rt == nil {
-					x.status = 404
-					x.down.page(x, 404, pageNoSuchApp)
+			if r.tab.Load() != t {
+				if t, rt = x.reroute(); rt == nil {
 					return
 				}
-				x.route = rt
 			}
 			continue
 		}
@@ -328,6 +321,20 @@ func (x *exchange) proxy(t *table, rt *route) {
 	}
 }
 
+// reroute looks the request's host up again in the newest table. A nil
+// route means the app is gone: the 404 page is sent.
+func (x *exchange) reroute() (*table, *route) {
+	t := x.r.tab.Load()
+	rt := t.lookup(x.host)
+	if rt == nil {
+		x.status = 404
+		x.down.page(x, 404, pageNoSuchApp)
+		return t, nil
+	}
+	x.route = rt
+	return t, rt
+}
+
 // waitChange waits for a new routing table, for d (if > 0), or until
 // deadline. It reports false when the deadline passed.
 func (x *exchange) waitChange(t *table, deadline time.Time, d time.Duration) bool {
@@ -352,14 +359,7 @@ func (x *exchange) waitChange(t *table, deadline time.Time, d time.Duration) boo
 
 func allTried(rt *route, tried []*backend) bool {
 	for _, b := range rt.backends {
-		found := false
-		for _, t := range tried {
-			if t == b {
-				found = true
-				break
-			}
-		}
-		if !found {
+		if !slices.Contains(tried, b) {
 			return false
 		}
 	}
@@ -370,17 +370,7 @@ func allTried(rt *route, tried []*backend) bool {
 // the less busy of two random ones (p2c).
 func pick(rt *route, tried []*backend, now int64) *backend {
 	bs := rt.backends
-	ok := func(b *backend) bool {
-		if b.quarantined(now) {
-			return false
-		}
-		for _, t := range tried {
-			if t == b {
-				return false
-			}
-		}
-		return true
-	}
+	ok := func(b *backend) bool { return !b.quarantined(now) && !slices.Contains(tried, b) }
 	n := len(bs)
 	if n == 1 {
 		if ok(bs[0]) {
