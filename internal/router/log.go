@@ -1,9 +1,6 @@
 package router
 
-import (
-	"strconv"
-	"time"
-)
+import "strconv"
 
 // hcode is a router error: Heroku's code, description, status and log level.
 type hcode struct {
@@ -98,8 +95,3 @@ func appendEscaped(b, s []byte) []byte {
 	}
 	return b
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
-
-// msSince is whole milliseconds, for the X-Request-Start header.
-func unixMilli(t time.Time) int64 { return t.UnixMilli() }

@@ -955,7 +955,7 @@ func (x *exchange) writeRequestHead(w *bufio.Writer) {
 	}
 	w.WriteString(x.port)
 	w.WriteString("\r\nX-Request-Start: ")
-	x.scratch = strconv.AppendInt(x.scratch[:0], unixMilli(x.start), 10)
+	x.scratch = strconv.AppendInt(x.scratch[:0], x.start.UnixMilli(), 10)
 	w.Write(x.scratch)
 	w.WriteString("\r\nX-Request-Id: ")
 	w.Write(x.reqID)

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -149,7 +150,7 @@ func (r *Router) serve(l net.Listener, secure bool) error {
 		port = "443"
 	}
 	if a, ok := l.Addr().(*net.TCPAddr); ok {
-		port = itoa(a.Port)
+		port = strconv.Itoa(a.Port)
 	}
 	var backoff time.Duration
 	for {
