@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -91,15 +92,7 @@ func (r *Router) Stats() []AppStats {
 		ms = append(ms, a.metrics)
 	}
 	r.states.mu.Unlock()
-	slices.SortFunc(ms, func(a, b *appMetrics) int {
-		if a.name < b.name {
-			return -1
-		}
-		if a.name > b.name {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(ms, func(a, b *appMetrics) int { return strings.Compare(a.name, b.name) })
 	out := make([]AppStats, 0, len(ms))
 	for _, m := range ms {
 		var snap [nBuckets]uint64

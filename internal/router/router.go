@@ -11,6 +11,7 @@
 package router
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -72,25 +73,16 @@ type Router struct {
 
 // New returns a router with an empty table.
 func New(cfg Config) *Router {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
-	}
-	def(&cfg.ConnectTimeout, 5*time.Second)
-	def(&cfg.Quarantine, 5*time.Second)
-	def(&cfg.FirstByte, 30*time.Second)
-	def(&cfg.Idle, 55*time.Second)
-	def(&cfg.BootWait, 75*time.Second)
-	def(&cfg.HeadTimeout, 10*time.Second)
-	def(&cfg.KeepAlive, 60*time.Second)
-	def(&cfg.PoolIdle, 90*time.Second)
-	if cfg.MaxAttempts == 0 {
-		cfg.MaxAttempts = 10
-	}
-	if cfg.LogQueue == 0 {
-		cfg.LogQueue = 8192
-	}
+	cfg.ConnectTimeout = cmp.Or(cfg.ConnectTimeout, 5*time.Second)
+	cfg.Quarantine = cmp.Or(cfg.Quarantine, 5*time.Second)
+	cfg.FirstByte = cmp.Or(cfg.FirstByte, 30*time.Second)
+	cfg.Idle = cmp.Or(cfg.Idle, 55*time.Second)
+	cfg.BootWait = cmp.Or(cfg.BootWait, 75*time.Second)
+	cfg.HeadTimeout = cmp.Or(cfg.HeadTimeout, 10*time.Second)
+	cfg.KeepAlive = cmp.Or(cfg.KeepAlive, 60*time.Second)
+	cfg.PoolIdle = cmp.Or(cfg.PoolIdle, 90*time.Second)
+	cfg.MaxAttempts = cmp.Or(cfg.MaxAttempts, 10)
+	cfg.LogQueue = cmp.Or(cfg.LogQueue, 8192)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
