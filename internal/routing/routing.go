@@ -5,9 +5,11 @@
 package routing
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/skiffhq/skiff/internal/dyno"
@@ -61,12 +63,8 @@ func (f *Feed) Init() {
 
 // Run builds the table now and after every change until ctx ends.
 func (f *Feed) Run(ctx context.Context) {
-	if f.Settle == 0 {
-		f.Settle = 10 * time.Millisecond
-	}
-	if f.Resync == 0 {
-		f.Resync = 10 * time.Second
-	}
+	f.Settle = cmp.Or(f.Settle, 10*time.Millisecond)
+	f.Resync = cmp.Or(f.Resync, 10*time.Second)
 	if f.Log == nil {
 		f.Log = slog.Default()
 	}
@@ -156,15 +154,7 @@ func (f *Feed) Build(ctx context.Context) ([]router.Route, error) {
 			}
 		}
 		// Two dynos may briefly share a name (preboot): keep both.
-		slices.SortStableFunc(r.Backends, func(x, y router.Backend) int {
-			if x.Name < y.Name {
-				return -1
-			}
-			if x.Name > y.Name {
-				return 1
-			}
-			return 0
-		})
+		slices.SortStableFunc(r.Backends, func(x, y router.Backend) int { return strings.Compare(x.Name, y.Name) })
 		routes = append(routes, r)
 	}
 	return routes, nil
