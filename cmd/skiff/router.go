@@ -120,17 +120,6 @@ func runRouter(args []string) error {
 		log.Info("routing table reloaded", "on", why, "routes", len(routes), "certificates", len(certs))
 		return nil
 	}
-	fromFile := func() error {
-		f, certs, err := router.ReadFile(tablePath)
-		if err != nil {
-			return err
-		}
-		named := make([]router.NamedCert, len(certs))
-		for i, c := range certs {
-			named[i].Cert = c
-		}
-		return apply(f.Routes, named, "start")
-	}
 	if client != nil {
 		if err := firstTable(ctx, client, log, func(t *routing.Table, certs []router.NamedCert, tag string) error {
 			etag = tag
@@ -138,8 +127,14 @@ func runRouter(args []string) error {
 		}); err != nil {
 			return err
 		}
-	} else if err := fromFile(); err != nil {
-		return err
+	} else {
+		f, certs, err := router.ReadFile(tablePath)
+		if err != nil {
+			return err
+		}
+		if err := apply(f.Routes, certs, "start"); err != nil {
+			return err
+		}
 	}
 	if httpsAddr != "" && cs.Empty() {
 		return errors.New("--https-addr needs at least one certificate in the routing table")
@@ -211,11 +206,7 @@ func runRouter(args []string) error {
 			log.Error("routing table not reloaded; the previous one stays", "err", err)
 			return
 		}
-		named := make([]router.NamedCert, len(certs))
-		for i, c := range certs {
-			named[i].Cert = c
-		}
-		if err := apply(f.Routes, named, why); err != nil {
+		if err := apply(f.Routes, certs, why); err != nil {
 			log.Error("certificates not reloaded", "err", err)
 		}
 	}

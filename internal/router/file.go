@@ -34,8 +34,8 @@ type CertFile struct {
 
 // ReadFile reads and checks a routing table file: every route needs an app
 // and a host, every backend a host:port, and no host may belong to two
-// apps. It loads the certificates too.
-func ReadFile(path string) (*File, []*tls.Certificate, error) {
+// apps. It loads the certificates too; each serves the names it holds.
+func ReadFile(path string) (*File, []NamedCert, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read routing table: %w", err)
@@ -49,7 +49,7 @@ func ReadFile(path string) (*File, []*tls.Certificate, error) {
 	if err := CheckRoutes(f.Routes); err != nil {
 		return nil, nil, fmt.Errorf("routing table %s: %w", path, err)
 	}
-	var certs []*tls.Certificate
+	var certs []NamedCert
 	for _, c := range f.Certificates {
 		rel := func(p string) string {
 			if filepath.IsAbs(p) {
@@ -61,7 +61,7 @@ func ReadFile(path string) (*File, []*tls.Certificate, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("routing table %s: certificate %s: %w", path, c.Cert, err)
 		}
-		certs = append(certs, &kp)
+		certs = append(certs, NamedCert{Cert: &kp})
 	}
 	return &f, certs, nil
 }
@@ -113,16 +113,6 @@ type Certs struct {
 type certSet struct {
 	byName map[string]*tls.Certificate
 	first  *tls.Certificate
-}
-
-// Set replaces the certificates; each serves the names it holds, and the
-// first also serves any other name.
-func (c *Certs) Set(certs []*tls.Certificate) error {
-	named := make([]NamedCert, len(certs))
-	for i, crt := range certs {
-		named[i].Cert = crt
-	}
-	return c.SetNamed(named)
 }
 
 // NamedCert is a certificate and the hostnames it is served for: exact

@@ -46,7 +46,7 @@ func TestCertsBySNI(t *testing.T) {
 	if _, err := c.GetCertificate(&tls.ClientHelloInfo{ServerName: "x"}); err == nil {
 		t.Error("a certificate from an empty set")
 	}
-	c.Set([]*tls.Certificate{wild, exact})
+	c.SetNamed([]NamedCert{{Cert: wild}, {Cert: exact}})
 	for sni, want := range map[string]*tls.Certificate{
 		"shop.example.com": exact, "SHOP.example.com.": exact, "app.skiff.test": wild, "other.test": wild, "": wild,
 	} {
