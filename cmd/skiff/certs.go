@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"time"
 
 	"github.com/skiffhq/skiff/internal/certs"
 	"github.com/skiffhq/skiff/internal/pki"
@@ -63,7 +62,7 @@ func startCerts(ctx context.Context, cfg *serverConfig, p *platform.Platform, bu
 		// Issued at start and renewed with a third of its life left
 		// (the manager asks at each reload); clients trust the CA, not
 		// this certificate.
-		r := ca.Renewer([]string{"*." + cfg.baseDomain, cfg.baseDomain}, 90*24*time.Hour)
+		r := ca.Renewer([]string{"*." + cfg.baseDomain, cfg.baseDomain}, certLifetime)
 		var err error
 		if def, err = r.Certificate(); err != nil {
 			return nil, fmt.Errorf("platform certificate: %w", err)
