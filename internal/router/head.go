@@ -27,16 +27,6 @@ func (h *head) part(i int) []byte  { return h.buf[h.first[i][0]:h.first[i][1]] }
 func (h *head) name(i int) []byte  { f := h.fields[i]; return h.buf[f.ns:f.ne] }
 func (h *head) value(i int) []byte { f := h.fields[i]; return h.buf[f.vs:f.ve] }
 
-// get returns the first value of a header named name (lower case).
-func (h *head) get(name string) ([]byte, bool) {
-	for i := range h.fields {
-		if equalFold(h.name(i), name) {
-			return h.value(i), true
-		}
-	}
-	return nil, false
-}
-
 // Errors a head can fail with; the caller maps them to 400 (requests) or
 // H17/H25 (responses).
 var (

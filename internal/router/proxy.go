@@ -558,8 +558,6 @@ const noBody = -3
 // idle connections hold none.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-var errClientBody = errors.New("client body")
-
 type bodyResult struct {
 	code *hcode
 	err  error
