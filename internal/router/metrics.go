@@ -86,15 +86,21 @@ type AppStats struct {
 
 // Stats reports every routed app's figures (for autoscaling and dashboards).
 func (r *Router) Stats() []AppStats {
+	// The names are read under the lock: every table build writes them.
+	type named struct {
+		m    *appMetrics
+		name string
+	}
 	r.states.mu.Lock()
-	ms := make([]*appMetrics, 0, len(r.states.apps))
+	ms := make([]named, 0, len(r.states.apps))
 	for _, a := range r.states.apps {
-		ms = append(ms, a.metrics)
+		ms = append(ms, named{a.metrics, a.metrics.name})
 	}
 	r.states.mu.Unlock()
-	slices.SortFunc(ms, func(a, b *appMetrics) int { return strings.Compare(a.name, b.name) })
+	slices.SortFunc(ms, func(a, b named) int { return strings.Compare(a.name, b.name) })
 	out := make([]AppStats, 0, len(ms))
-	for _, m := range ms {
+	for _, n := range ms {
+		m := n.m
 		var snap [nBuckets]uint64
 		var total uint64
 		for i := range m.buckets {
@@ -102,7 +108,7 @@ func (r *Router) Stats() []AppStats {
 			total += snap[i]
 		}
 		sec := func(q float64) time.Duration { return time.Duration(m.quantile(&snap, total, q) * 1e9) }
-		out = append(out, AppStats{AppID: m.id, App: m.name, Requests: m.count.Load(), Status5xx: m.class[5].Load(),
+		out = append(out, AppStats{AppID: m.id, App: n.name, Requests: m.count.Load(), Status5xx: m.class[5].Load(),
 			P50: sec(0.5), P95: sec(0.95), P99: sec(0.99)})
 	}
 	return out
