@@ -933,7 +933,12 @@ func (x *exchange) writeRequestHead(w *bufio.Writer) {
 	w.WriteByte(' ')
 	w.Write(x.path)
 	w.WriteString(" HTTP/1.1\r\n")
-	conn := connectionTokens(req)
+	var conn []byte
+	for i := range req.fields {
+		if n := req.name(i); len(n) == 10 && equalFold(n, "connection") {
+			conn = req.value(i)
+		}
+	}
 	for i := range req.fields {
 		n := req.name(i)
 		if skipRequestHeader(n) || len(conn) > 0 && listedIn(conn, n) {
