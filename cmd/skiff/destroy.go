@@ -141,7 +141,7 @@ func (rm *remover) prune(ctx context.Context) {
 		return
 	}
 	for _, id := range logApps {
-		if !live.Apps[id] {
+		if live.Apps[id] == "" {
 			if err := rm.logs.Remove(id); err != nil {
 				rm.log.Warn("removing a destroyed app's log history", "app_id", id, "err", err)
 			}

@@ -166,7 +166,7 @@ func (a platformAccounts) Apps(ctx context.Context) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return live.NameOf, nil
+	return live.Apps, nil
 }
 
 // releaser readies released images and collects the ones no release needs.
