@@ -133,7 +133,6 @@ func (rm *remover) prune(ctx context.Context) {
 			rm.log.Info("removed destroyed apps' build state", "items", n)
 		}
 	}
-	rm.reconcileImages(ctx)
 	logApps := rm.logs.Apps() // listed before the platform is asked: state made after the answer is a live app's
 	live, err := rm.p.LiveState(ctx)
 	if err != nil {
