@@ -195,9 +195,7 @@ func (r *releaser) Prepare(ctx context.Context, actor *platform.Account, ident s
 		return err
 	}
 	for _, u := range updates {
-		r.mu.Lock()
-		r.prepared[u.Image] = time.Now()
-		r.mu.Unlock()
+		r.Hold(u.Image)
 		if err := r.prepare(ctx, app.Name, u); err != nil {
 			return fmt.Errorf("Cannot release %s for %s: %w", u.Image, u.Type, err)
 		}
