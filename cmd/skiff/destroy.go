@@ -133,7 +133,6 @@ func (rm *remover) prune(ctx context.Context) {
 			rm.log.Info("removed destroyed apps' build state", "items", n)
 		}
 	}
-	rm.reconcileImages(ctx)
 	logApps := rm.logs.Apps() // listed before the platform is asked: state made after the answer is a live app's
 	live, err := rm.p.LiveState(ctx)
 	if err != nil {
@@ -141,7 +140,7 @@ func (rm *remover) prune(ctx context.Context) {
 		return
 	}
 	for _, id := range logApps {
-		if !live.Apps[id] {
+		if live.Apps[id] == "" {
 			if err := rm.logs.Remove(id); err != nil {
 				rm.log.Warn("removing a destroyed app's log history", "app_id", id, "err", err)
 			}

@@ -166,7 +166,7 @@ func (a platformAccounts) Apps(ctx context.Context) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return live.NameOf, nil
+	return live.Apps, nil
 }
 
 // releaser readies released images and collects the ones no release needs.
@@ -195,9 +195,7 @@ func (r *releaser) Prepare(ctx context.Context, actor *platform.Account, ident s
 		return err
 	}
 	for _, u := range updates {
-		r.mu.Lock()
-		r.prepared[u.Image] = time.Now()
-		r.mu.Unlock()
+		r.Hold(u.Image)
 		if err := r.prepare(ctx, app.Name, u); err != nil {
 			return fmt.Errorf("Cannot release %s for %s: %w", u.Image, u.Type, err)
 		}

@@ -192,20 +192,6 @@ func hashTree(h io.Writer, path string) error {
 	return walkSorted(path, "", entry)
 }
 
-// dirSize is the total size of the regular files under dir.
-func dirSize(dir string) int64 {
-	var n int64
-	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			if fi, err := d.Info(); err == nil {
-				n += fi.Size()
-			}
-		}
-		return nil
-	})
-	return n
-}
-
 // relClean turns a path inside an image into a clean relative one ("" for
 // the root); ".." cannot climb above the root.
 func relClean(p string) string {

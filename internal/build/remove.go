@@ -65,13 +65,13 @@ func (s *Service) Prune(ctx context.Context) (removed int, err error) {
 	var errs []error
 	dead := map[string]bool{}
 	for _, e := range caches {
-		if !live.Apps[e.Name()] {
+		if live.Apps[e.Name()] == "" {
 			dead[e.Name()] = true
 		}
 	}
 	for _, e := range repos {
 		id := strings.TrimSuffix(strings.TrimSuffix(e.Name(), ".tmp"), ".git")
-		if !live.Apps[id] {
+		if live.Apps[id] == "" {
 			dead[id] = true
 		}
 	}
@@ -89,7 +89,7 @@ func (s *Service) Prune(ctx context.Context) (removed int, err error) {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join(s.cfg.Dir, "sources", e.Name()))
-		if err != nil || live.Apps[strings.TrimSpace(string(b))] {
+		if err != nil || live.Apps[strings.TrimSpace(string(b))] != "" {
 			continue
 		}
 		for _, p := range []string{s.sourcePath(key), s.sourcePath(key) + ".slot", s.sourcePath(key) + ".app"} {

@@ -37,6 +37,15 @@ type BlobSourceFunc func(digest string) (io.ReadCloser, error)
 // Open calls f.
 func (f BlobSourceFunc) Open(digest string) (io.ReadCloser, error) { return f(digest) }
 
+// BlobFiler is a BlobSource that can also name the file holding a blob
+// (the embedded registry's storage, on the same file system). The store
+// then hard-links the file instead of copying it, so a layer pushed to the
+// registry and released is on disk once. The content is still verified.
+type BlobFiler interface {
+	BlobSource
+	BlobFile(digest string) (string, error)
+}
+
 // layoutSource reads the blobs of an OCI image layout directory.
 type layoutSource string
 

@@ -1,56 +1,12 @@
 package image
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 )
-
-// BlobFiler is a BlobSource that can also name the file holding a blob
-// (the embedded registry's storage, on the same file system). The store
-// then hard-links the file instead of copying it, so a layer pushed to the
-// registry and released is on disk once. The content is still verified.
-type BlobFiler interface {
-	BlobSource
-	BlobFile(digest string) (string, error)
-}
-
-// linkBlob stores the blob hx from the file path by a hard link, verifying
-// its size and digest. It reports false (and no error) when the file cannot
-// be linked (another file system), so that the caller copies instead.
-func (s *Store) linkBlob(hx string, size int64, path string) (bool, error) {
-	tmp := filepath.Join(s.tmpDir(), "link-"+hx)
-	os.Remove(tmp)
-	if err := os.Link(path, tmp); err != nil {
-		return false, nil
-	}
-	defer os.Remove(tmp) // a no-op once renamed
-	f, err := os.Open(tmp)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return false, fmt.Errorf("blob sha256:%s: %w", hx, err)
-	}
-	if n != size {
-		return false, fmt.Errorf("%w: blob sha256:%s %s", ErrDigestMismatch, hx, sizeMismatch(n, size))
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != hx {
-		return false, fmt.Errorf("%w: blob announced as sha256:%s is sha256:%s", ErrDigestMismatch, hx, got)
-	}
-	if err := os.Rename(tmp, s.blobPath(hx)); err != nil {
-		return false, err
-	}
-	return true, syncDir(filepath.Dir(s.blobPath(hx)))
-}
 
 // RetainStats says what Retain removed.
 type RetainStats struct {

@@ -403,12 +403,20 @@ func (s *Store) writeBlob(hexDigest string, size int64, r io.Reader) error {
 	tmp := f.Name()
 	defer os.Remove(tmp) // a no-op once renamed
 	defer f.Close()
-	h := sha256.New()
-	lr := r
-	if size >= 0 {
-		lr = io.LimitReader(r, size+1)
+	if err := copyVerified(f, r, hexDigest, size); err != nil {
+		return err
 	}
-	n, err := io.Copy(io.MultiWriter(f, h), lr)
+	return commitFile(f, tmp, s.blobPath(hexDigest))
+}
+
+// copyVerified copies r to w, checking that r holds the blob with the
+// digest hex and, if size >= 0, that size.
+func copyVerified(w io.Writer, r io.Reader, hexDigest string, size int64) error {
+	h := sha256.New()
+	if size >= 0 {
+		r = io.LimitReader(r, size+1)
+	}
+	n, err := io.Copy(io.MultiWriter(w, h), r)
 	if err != nil {
 		return fmt.Errorf("blob sha256:%s: %w", hexDigest, err)
 	}
@@ -418,7 +426,31 @@ func (s *Store) writeBlob(hexDigest string, size int64, r io.Reader) error {
 	if got := hex.EncodeToString(h.Sum(nil)); got != hexDigest {
 		return fmt.Errorf("%w: blob announced as sha256:%s is sha256:%s", ErrDigestMismatch, hexDigest, got)
 	}
-	return commitFile(f, tmp, s.blobPath(hexDigest))
+	return nil
+}
+
+// linkBlob stores the blob hx from the file path by a hard link, verifying
+// its size and digest. It reports false (and no error) when the file cannot
+// be linked (another file system), so that the caller copies instead.
+func (s *Store) linkBlob(hx string, size int64, path string) (bool, error) {
+	tmp := filepath.Join(s.tmpDir(), "link-"+hx)
+	os.Remove(tmp)
+	if err := os.Link(path, tmp); err != nil {
+		return false, nil
+	}
+	defer os.Remove(tmp) // a no-op once renamed
+	f, err := os.Open(tmp)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	if err := copyVerified(io.Discard, f, hx, size); err != nil {
+		return false, err
+	}
+	if err := os.Rename(tmp, s.blobPath(hx)); err != nil {
+		return false, err
+	}
+	return true, syncDir(filepath.Dir(s.blobPath(hx)))
 }
 
 // writeRef records under refs/<hex> how to find an image.

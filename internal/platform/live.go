@@ -13,24 +13,20 @@ import (
 // before it asks, so that state made after the answer is never mistaken
 // for a leftover.
 type Live struct {
-	Apps   map[string]bool   // app ids
-	Names  map[string]bool   // app names
-	NameOf map[string]string // app id -> name
+	Apps   map[string]string // app id -> name
 	Builds map[string]bool   // build ids
 }
 
 // LiveState returns the apps and builds that exist.
 func (p *Platform) LiveState(ctx context.Context) (*Live, error) {
-	l := &Live{Apps: map[string]bool{}, Names: map[string]bool{}, NameOf: map[string]string{}}
+	l := &Live{Apps: map[string]string{}}
 	err := p.read(ctx, func(tx *store.Tx) error {
 		apps, err := tx.AllApps()
 		if err != nil {
 			return err
 		}
 		for _, a := range apps {
-			l.Apps[a.ID] = true
-			l.Names[a.Name] = true
-			l.NameOf[a.ID] = a.Name
+			l.Apps[a.ID] = a.Name
 		}
 		l.Builds, err = tx.AllBuildIDs()
 		return err
