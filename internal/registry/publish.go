@@ -51,6 +51,9 @@ func (r *Registry) Publish(ctx context.Context, images *image.Store, app, typ, i
 	if err != nil {
 		return "", fmt.Errorf("publish %s: manifest: %w", name, err)
 	}
+	if err := r.claim(ctx, app); err != nil { // before the write, as a push records it
+		return "", fmt.Errorf("publish %s: %w", name, err)
+	}
 	r.gc.RLock() // GC must not sweep the blobs before the manifest holds them
 	defer r.gc.RUnlock()
 	repo, err := r.repository(ctx, name)

@@ -78,6 +78,23 @@ func (r *Registry) own(ctx context.Context, app, id string) error {
 	return r.own(ctx, app, id) // the name is now free or id's
 }
 
+// claim records the live app named app as the owner of its repositories,
+// for writes that do not come through a request (Publish): without an
+// owner, Reconcile would take them for a destroyed app's after a rename.
+// A name no live app has is left unrecorded, as before.
+func (r *Registry) claim(ctx context.Context, app string) error {
+	apps, err := r.cfg.Accounts.Apps(ctx)
+	if err != nil {
+		return err
+	}
+	for id, name := range apps {
+		if name == app {
+			return r.own(ctx, app, id)
+		}
+	}
+	return nil
+}
+
 // Reconcile brings the repositories in line with the apps that exist: an
 // app's repositories follow its renames, and a destroyed app's are removed
 // (NAME_UNKNOWN at once; the next GC collects their blobs). Repositories

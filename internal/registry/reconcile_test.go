@@ -11,6 +11,9 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/skiffhq/skiff/internal/image"
+	"github.com/skiffhq/skiff/internal/image/imagetest"
 )
 
 // repoApps lists the app names that have repositories on disk.
@@ -151,4 +154,28 @@ func TestReconcileFollowsRenames(t *testing.T) {
 	_, srv = newRegistryWith(t, dir, acc)
 	has("other/web", img)
 	has("again/web", otherImg)
+}
+
+// TestPublishedRepositoriesFollowRenames: a build's Publish records the
+// owner as a push does, so its repositories move with a rename instead of
+// being taken for a destroyed app's.
+func TestPublishedRepositoriesFollowRenames(t *testing.T) {
+	acc := testAccounts()
+	reg, srv := newRegistryWith(t, "", acc)
+	ctx := context.Background()
+	store, err := image.Open(filepath.Join(t.TempDir(), "images"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := imagetest.Import(t, store, imagetest.WriteLayout(t, testImage(t, "built")))
+	if _, err := reg.Publish(ctx, store, "myapp", "web", ref.ID, "latest"); err != nil {
+		t.Fatal(err)
+	}
+	acc.rename("alice", "myapp", "renamed")
+	if err := reg.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := do(t, "GET", srv.URL+"/v2/renamed/web/tags/list", aliceToken, nil, nil); r.status != 200 || !strings.Contains(r.body, "latest") {
+		t.Errorf("renamed/web after the rename: %d %s", r.status, r.body)
+	}
 }
