@@ -150,11 +150,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("Could not read the request body.")
 	}
 	fp := frameSlices.Get().(*[]logplex.Frame)
-	defer func() {
-		clear(*fp)
-		*fp = (*fp)[:0]
-		frameSlices.Put(fp)
-	}()
+	defer putFrames(fp)
 	frames, err := logplex.AppendFrames((*fp)[:0], b)
 	*fp = frames
 	if err != nil {
@@ -180,11 +176,7 @@ func (s *Server) ingestStream(w http.ResponseWriter, r *http.Request, app *platf
 	buf := streams.Get().(*[]byte)
 	defer streams.Put(buf)
 	fp := frameSlices.Get().(*[]logplex.Frame)
-	defer func() {
-		clear(*fp)
-		*fp = (*fp)[:0]
-		frameSlices.Put(fp)
-	}()
+	defer putFrames(fp)
 	b := (*buf)[:0]
 	taken := 0
 	checked := s.cfg.Now()
@@ -289,3 +281,11 @@ var (
 	streams     = sync.Pool{New: func() any { b := make([]byte, 0, streamBuffer); return &b }}
 	frameSlices = sync.Pool{New: func() any { return new([]logplex.Frame) }}
 )
+
+// putFrames gives a frame slice back to frameSlices, cleared so that the
+// pool does not hold on to the messages.
+func putFrames(fp *[]logplex.Frame) {
+	clear(*fp)
+	*fp = (*fp)[:0]
+	frameSlices.Put(fp)
+}

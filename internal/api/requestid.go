@@ -3,8 +3,9 @@ package api
 import (
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"sync/atomic"
+
+	"github.com/google/uuid"
 )
 
 // Request ids are uuids, as Heroku's are, but not drawn from crypto/rand
@@ -12,7 +13,7 @@ import (
 // drawn once per process plus a counter in the low 62 bits. They are unique
 // within a process run, and across runs with the odds of random uuids.
 var reqIDs struct {
-	base [16]byte
+	base uuid.UUID
 	n    atomic.Uint64
 }
 
@@ -27,15 +28,5 @@ func newRequestID() string {
 	lo := binary.BigEndian.Uint64(u[8:]) + reqIDs.n.Add(1)
 	binary.BigEndian.PutUint64(u[8:], lo)
 	u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
-	var s [36]byte
-	hex.Encode(s[0:8], u[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], u[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], u[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], u[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:], u[10:])
-	return string(s[:])
+	return u.String()
 }

@@ -190,14 +190,12 @@ type loss struct {
 // L10) and counts its n lines, so that the next L10 reports them all.
 // It ends slot's send.
 func (b *buffer) lost(slot int, l loss, n int, at int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sending[slot] = 0
 	if n <= 0 && l.n == 0 {
-		b.mu.Lock()
-		b.sending[slot] = 0
-		b.mu.Unlock()
 		return
 	}
-	b.mu.Lock()
-	b.sending[slot] = 0
 	if l.n > 0 {
 		at = l.since
 	}
@@ -205,7 +203,6 @@ func (b *buffer) lost(slot int, l loss, n int, at int64) {
 		b.since = at
 	}
 	b.dropped += l.n + n
-	b.mu.Unlock()
 }
 
 // pending reports whether there is anything to deliver: lines or an L10.

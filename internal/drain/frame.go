@@ -52,16 +52,15 @@ func appendHTTP(b []byte, ln *logplex.Line, st *stamp) []byte {
 // mostly share theirs (a log-input batch is stamped once), and rendering
 // it was most of a frame's cost. The zero stamp is ready to use.
 type stamp struct {
-	us  int64
-	set bool
-	b   [40]byte
-	n   int
+	us int64
+	b  [40]byte
+	n  int // 0: none rendered yet (a timestamp is never empty)
 }
 
 func (st *stamp) append(b []byte, us int64) []byte {
-	if !st.set || st.us != us {
+	if st.n == 0 || st.us != us {
 		st.n = len(logplex.AppendTimestamp(st.b[:0], us))
-		st.us, st.set = us, true
+		st.us = us
 	}
 	return append(b, st.b[:st.n]...)
 }

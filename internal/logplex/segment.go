@@ -400,12 +400,8 @@ func (s *segment) open() error {
 // create starts the current segment. The syncer fsyncs the directory at
 // its next pass, so that the worker does not wait for it.
 func (s *segment) create() error {
-	f, err := os.OpenFile(s.path(segCurrent), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := createSegment(s.path(segCurrent))
 	if err != nil {
-		return err
-	}
-	if _, err := f.Write([]byte(segMagic)); err != nil {
-		f.Close()
 		return err
 	}
 	s.f, s.size, s.n, s.synced, s.dirty = f, int64(len(segMagic)), 0, 0, true
