@@ -174,10 +174,25 @@ func (b *buffer) done(slot int, ok bool) int {
 	if !ok {
 		drop = b.dropOldest(b.max)
 	}
-	if b.n == 0 && len(b.ring) > b.max {
-		b.ring, b.start = make([]logplex.Line, b.max), 0 // the burst is over
-	}
 	return drop
+}
+
+// oversized reports whether the ring grew past max for a burst.
+func (b *buffer) oversized() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.ring) > b.max
+}
+
+// shrink gives back a ring grown for a burst once it is empty. The drain
+// calls it when no line came for a while: shrinking at every emptying
+// would make a busy drain grow it again at every batch.
+func (b *buffer) shrink() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.n == 0 && len(b.ring) > b.max {
+		b.ring, b.start = make([]logplex.Line, b.max), 0
+	}
 }
 
 // loss is what an L10 line reports: lines dropped since a time.

@@ -350,14 +350,30 @@ func (d *drain) close() {
 }
 
 // wait blocks until lines arrive or the drain closes; false when closed.
+// A buffer grown for a burst shrinks back after shrinkAfter without lines.
 func (d *drain) wait() bool {
-	select {
-	case <-d.ctx.Done():
-		return false
-	case <-d.buf.wake:
-		return true
+	var idle <-chan time.Time
+	if d.buf.oversized() {
+		t := time.NewTimer(shrinkAfter)
+		defer t.Stop()
+		idle = t.C
+	}
+	for {
+		select {
+		case <-d.ctx.Done():
+			return false
+		case <-d.buf.wake:
+			return true
+		case <-idle:
+			d.buf.shrink()
+			idle = nil
+		}
 	}
 }
+
+// shrinkAfter is how long a drain's buffer keeps the room a burst made
+// it grow once the burst has been delivered.
+const shrinkAfter = time.Second
 
 // sleep waits for t or until the drain closes; false when closed.
 func (d *drain) sleep(t time.Duration) bool {

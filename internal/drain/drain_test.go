@@ -768,6 +768,32 @@ func TestHTTPSBatchesInFlight(t *testing.T) {
 // TestBufferPush: the buffer keeps the newest lines within its bound,
 // across the ring's wrap, and counts the others from the oldest, whether
 // they were held or come in a batch larger than the bound.
+// TestBufferShrink: a ring grown for a burst is kept while lines keep
+// coming (no regrowth at every batch) and given back once empty and idle.
+func TestBufferShrink(t *testing.T) {
+	var drops atomic.Uint64
+	b := newBuffer(4, time.Second, &drops, 1, func() int64 { return 1 })
+	defer b.timer.Stop()
+	burst := make([]logplex.Line, 10)
+	for i := range burst {
+		burst[i] = line(i)
+	}
+	b.push(burst, 1)
+	b.shrink() // lines held: kept
+	if !b.oversized() {
+		t.Fatal("the ring did not grow for the burst, or shrank with lines in it")
+	}
+	got, _ := b.take(0, nil, 100, 1<<20, 1)
+	b.done(0, true)
+	if len(got) != 10 || !b.oversized() {
+		t.Fatalf("took %d lines; oversized after the delivery = %v, want kept", len(got), b.oversized())
+	}
+	b.shrink()
+	if b.oversized() || len(b.ring) != b.max {
+		t.Errorf("ring of %d after shrink, want %d", len(b.ring), b.max)
+	}
+}
+
 func TestBufferPush(t *testing.T) {
 	lines := func(from, to int) []logplex.Line {
 		var out []logplex.Line

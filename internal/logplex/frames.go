@@ -29,9 +29,12 @@ func ParseFrames(b []byte) ([]Frame, error) { return AppendFrames(nil, b) }
 // AppendFrames is ParseFrames appending to dst, for a caller that reuses
 // its slice: on error dst is returned as it was. The frames share nothing
 // with b, which the caller may reuse. It is the log-input endpoint's hot
-// path: one allocation per line (its message), none for the header: the
-// source is one of two constants and a dyno name repeated from the
-// previous frame is shared.
+// path: one allocation per batch, a copy of b as a string the messages
+// are slices of, and none per line: the source is one of two constants
+// and a dyno name repeated from the previous frame is shared. A message
+// kept (in the history, a drain's buffer) keeps its batch's copy alive;
+// the lines kept are the newest, which came in the newest batches, so
+// that costs at most one partly kept batch (maxBody) per channel.
 func AppendFrames(dst []Frame, b []byte) ([]Frame, error) {
 	dst, _, err := appendFrames(dst, b, 1, false) // no rest outside a stream
 	return dst, err
@@ -64,6 +67,8 @@ func appendFrames(dst []Frame, b []byte, first int, stream bool) ([]Frame, []byt
 		return dst, nil, err
 	}
 	var dyno string // the previous frame's
+	var all string  // b as a string, made at the first message
+	off := 0        // where b starts in all
 	for n := first; len(b) > 0; n++ {
 		sp := bytes.IndexByte(b[:min(len(b), 7)], ' ')
 		if sp < 0 && stream && len(b) < 7 {
@@ -84,15 +89,21 @@ func appendFrames(dst []Frame, b []byte, first int, stream bool) ([]Frame, []byt
 			}
 			return fail(fmt.Errorf("frame %d: %d octets announced, %d left", n, size, len(b)-sp-1))
 		}
-		b = b[sp+1:]
-		f, err := parseMessage(b[:size], &dyno)
+		if all == "" {
+			all, off = string(b), 0
+		}
+		b, off = b[sp+1:], off+sp+1
+		f, msg, end, err := parseMessage(b[:size], &dyno)
 		if err != nil {
 			return fail(fmt.Errorf("frame %d: %w", n, err))
 		}
+		if msg >= 0 {
+			f.Message = all[off+msg : off+end]
+		}
 		dst = append(dst, f)
-		b = b[size:]
+		b, off = b[size:], off+size
 		for len(b) > 0 && b[0] == '\n' {
-			b = b[1:]
+			b, off = b[1:], off+1
 		}
 	}
 	return dst, nil, nil
@@ -123,53 +134,53 @@ func field(m []byte) (f, rest []byte, ok bool) {
 	return m[:i], m[i+1:], true
 }
 
-// parseMessage reads one frame's syslog message. *dyno is the previous
-// frame's dyno name, shared when this one has the same.
-func parseMessage(m []byte, dyno *string) (Frame, error) {
+// parseMessage reads one frame's syslog message but for its text, which
+// is m[msg:end] (msg < 0: none). *dyno is the previous frame's dyno
+// name, shared when this one has the same.
+func parseMessage(m []byte, dyno *string) (f Frame, msg, end int, err error) {
 	for len(m) > 0 && m[len(m)-1] == '\n' {
 		m = m[:len(m)-1]
 	}
 	if len(m) == 0 || m[0] != '<' {
-		return Frame{}, errors.New("no <PRI>")
+		return Frame{}, 0, 0, errors.New("no <PRI>")
 	}
-	end := bytes.IndexByte(m, '>')
-	if end < 2 || end > 4 {
-		return Frame{}, errors.New("invalid <PRI>")
+	pri := bytes.IndexByte(m, '>')
+	if pri < 2 || pri > 4 {
+		return Frame{}, 0, 0, errors.New("invalid <PRI>")
 	}
-	if _, ok := digits(m[1:end]); !ok {
-		return Frame{}, errors.New("invalid <PRI>")
+	if _, ok := digits(m[1:pri]); !ok {
+		return Frame{}, 0, 0, errors.New("invalid <PRI>")
 	}
 	// VERSION TIMESTAMP HOSTNAME APP-NAME PROCID MSGID, then the message:
 	// the header's six fields end with a space, except MSGID when there
 	// is no message.
 	var hdr [6][]byte
-	rest, ok := m[end+1:], true
+	rest, ok := m[pri+1:], true
 	for i := range hdr {
 		if !ok {
-			return Frame{}, errors.New("not a syslog (RFC 5424) header")
+			return Frame{}, 0, 0, errors.New("not a syslog (RFC 5424) header")
 		}
 		hdr[i], rest, ok = field(rest)
 	}
 	if string(hdr[0]) != "1" {
-		return Frame{}, errors.New("not a syslog (RFC 5424) header")
+		return Frame{}, 0, 0, errors.New("not a syslog (RFC 5424) header")
 	}
-	var f Frame
 	switch string(hdr[3]) {
 	case "app":
 		f.Source = "app"
 	case "heroku":
 		f.Source = "heroku"
 	default:
-		return Frame{}, fmt.Errorf("APP-NAME %q: expected app or heroku", hdr[3])
+		return Frame{}, 0, 0, fmt.Errorf("APP-NAME %q: expected app or heroku", hdr[3])
 	}
 	if p := hdr[4]; len(p) == 0 || string(p) == "-" {
-		return Frame{}, errors.New("no PROCID (the dyno name)")
+		return Frame{}, 0, 0, errors.New("no PROCID (the dyno name)")
 	} else if string(p) != *dyno {
 		*dyno = string(p)
 	}
 	f.Dyno = *dyno
 	if ok && len(rest) > 0 {
-		f.Message = string(rest)
+		return f, len(m) - len(rest), len(m), nil
 	}
-	return f, nil
+	return f, -1, 0, nil
 }

@@ -46,6 +46,28 @@ func TestParseFrames(t *testing.T) {
 	if f, err := ParseFrames(nil); err != nil || len(f) != 0 {
 		t.Errorf("empty body: %v, %v", f, err)
 	}
+	// The caller reuses its buffer: the frames must not share it.
+	b := []byte(ok)
+	got, _ = ParseFrames(b)
+	for i := range b {
+		b[i] = 'x'
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("frames after the body was overwritten = %q, want %q", got, want)
+	}
+	// A stream's frames too, while the rest stays the caller's.
+	first := frame("<190>1 ts h app web.1 - one")
+	b = []byte(first + frame("<190>1 ts h app web.1 - two")[:9])
+	got, rest, err := AppendStreamFrames(nil, b, 1)
+	if err != nil || len(got) != 1 || string(rest) != string(b[len(first):]) {
+		t.Fatalf("stream: %q, rest %q, %v", got, rest, err)
+	}
+	for i := range b {
+		b[i] = 'x'
+	}
+	if got[0].Message != "one" {
+		t.Errorf("stream frame after the body was overwritten = %q", got[0].Message)
+	}
 }
 
 // TestLogFrames: a batch's lines are queued in order, split and cleaned as
