@@ -2,7 +2,6 @@ package logplex
 
 import (
 	"sync"
-	"sync/atomic"
 )
 
 // channel is one app's log: an ingest queue, a worker that commits what is
@@ -11,9 +10,6 @@ type channel struct {
 	l   *Logplex
 	id  string // app id
 	seg *segment
-	// rotate asks the syncer to fsync seg now, so that the worker can
-	// rotate it (see segment.sync).
-	rotate atomic.Bool
 
 	// The ingest queue, under qmu. The worker swaps q with spare.
 	qmu    sync.Mutex
@@ -168,14 +164,9 @@ func (c *channel) commit(batch []Line) {
 		batch[i].Seq = seq
 		seq++
 	}
-	if wantSync, err := c.seg.append(batch, c.l.cfg.History); err != nil {
+	if err := c.seg.append(batch, c.l.cfg.History); err != nil {
 		if c.l.writeErrors.Add(1) == 1 || c.l.writeErrors.Load()%1000 == 0 {
 			c.l.log.Warn("logplex: writing an app's history failed; lines are kept in memory only", "app_id", c.id, "err", err)
-		}
-	} else if wantSync && !c.rotate.Swap(true) {
-		select {
-		case c.l.rotations <- struct{}{}:
-		default:
 		}
 	}
 	if o := c.l.outlet.Load(); o != nil {

@@ -25,10 +25,11 @@
 // What a process crash can lose are the lines still queued, not yet
 // visible to anyone (normally less than a millisecond's worth). The files
 // are fsynced by a background syncer every SyncInterval (100 ms by
-// default): a power failure or kernel crash loses at most the lines of the
-// last interval plus the fsync's own duration. After such a loss the
-// sequence numbers of the lost lines are given out again; a tail client
-// resuming across it may miss lines whose ids it had already seen.
+// default) and rotated without an fsync (see segment.go): a power failure
+// or kernel crash loses at most the lines of about the last two intervals.
+// After such a loss the sequence numbers of the lost lines are given out
+// again; a tail client resuming across it may miss lines whose ids it had
+// already seen.
 //
 // # Sessions
 //
@@ -123,7 +124,6 @@ type Logplex struct {
 	endOnce   sync.Once
 	closeOnce sync.Once
 	stop      chan struct{} // stops the syncer and the event loop
-	rotations chan struct{} // wakes the syncer: a channel's rotate is set
 	bg        sync.WaitGroup
 	sub       *platform.Subscription
 
@@ -165,7 +165,7 @@ func Open(cfg Config) (*Logplex, error) {
 	}
 	l := &Logplex{cfg: cfg, log: cfg.Logger, key: key,
 		channels: map[string]*channel{}, tombstones: map[string]time.Time{},
-		ending: make(chan struct{}), stop: make(chan struct{}), rotations: make(chan struct{}, 1),
+		ending: make(chan struct{}), stop: make(chan struct{}),
 		lastUse: map[string]time.Time{}}
 	bases, err := segmentBases(cfg.Dir)
 	if err != nil {
@@ -431,22 +431,18 @@ func (l *Logplex) Metrics() Metrics {
 }
 
 // syncer fsyncs the history files that were written to, every
-// SyncInterval, and at once those whose channel asks because a segment is
-// full (see segment.sync), so that the channels' workers never wait for
-// an fsync.
+// SyncInterval (see segment.sync), so that the channels' workers never
+// wait for an fsync.
 func (l *Logplex) syncer() {
 	defer l.bg.Done()
 	t := time.NewTicker(l.cfg.SyncInterval)
 	defer t.Stop()
 	var cs []*channel
 	for {
-		all := true
 		select {
 		case <-l.stop:
 			return
 		case <-t.C:
-		case <-l.rotations:
-			all = false
 		}
 		cs = cs[:0]
 		l.mu.RLock()
@@ -455,9 +451,6 @@ func (l *Logplex) syncer() {
 		}
 		l.mu.RUnlock()
 		for _, c := range cs {
-			if !c.rotate.Swap(false) && !all {
-				continue
-			}
 			if err := c.seg.sync(); err != nil {
 				l.log.Warn("logplex: fsync of an app's history failed", "app_id", c.id, "err", err)
 			}

@@ -16,23 +16,21 @@ import (
 
 // An app's history on disk is two append-only segment files in the logs
 // directory: <app id>.log, the current one, and <app id>.log.1, the one
-// before. When the current segment holds a full history (1 500 lines) it is
-// fsynced and renamed over the previous one, and a new current segment is
-// started. So the disk holds between one and a few histories per app, and
-// the history is the newest lines of the two files. Rotation is one rename:
-// no rewriting, and a crash at any point leaves one of the two states.
+// before. Once the current segment holds a full history (1 500 lines) the
+// worker makes it the previous one before its next append: it removes the
+// previous file, renames the current one over its name and starts a new
+// current one. So the previous segment always holds a full history, the
+// current one less than two, and the history is the newest lines of the
+// two files; a crash at any point leaves the newest full history on disk.
 //
-// The worker never waits for an fsync or a rename: the syncer fsyncs the
-// current segment every SyncInterval, and at once when the worker asks
-// because the segment is full. Once an fsync covered a full history of the
-// segment, the syncer rotates it: it renames the file over the previous
-// one (what that held has become redundant) and creates the next one while
-// the worker goes on appending to the open file (its records land in the
-// previous segment, which is read first), then swaps the files under the
-// lock. Only a segment that reaches maxSegment histories before the syncer
-// rotated it (a very slow disk) is rotated by the worker itself, with an
-// fsync, or, if the syncer is in the middle of rotating it, waits for that
-// rename to end: this bounds the disk.
+// Rotation does not fsync: under a burst an app fills a history in a few
+// milliseconds, and a segment rotated out twice is removed before anyone
+// needs it on disk, so writing it back would be wasted work. (Removing
+// before renaming, rather than renaming over, also keeps ext4 from
+// flushing the renamed file at once.) The syncer fsyncs, every
+// SyncInterval, the current segment and the one rotated out since its last
+// pass, then the directory: a power failure loses at most the lines of
+// about two intervals.
 //
 // A segment starts with segMagic; each record is
 //
@@ -50,36 +48,24 @@ const (
 	segCurrent = ".log"
 	segPrev    = ".log.1"
 	maxRecord  = 64 << 10 // a line is at most 10 000 bytes; anything larger is corruption
-	// maxSegment is how many histories the current segment may hold while
-	// its rotation waits for an fsync by the syncer (at 1 500 lines of
-	// ~150 bytes, 3.6 MB): enough for the commits of a few hundred ms.
-	maxSegment = 16
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // segment is the on-disk history of one channel. Only the channel's worker
-// appends; the syncer takes the file to fsync it.
+// appends and rotates; the syncer takes the files to fsync them.
 type segment struct {
 	dir, base string // base: the file name without suffix
-
-	// rot is held by the syncer while it rotates, and by close and
-	// remove, which must not run in the middle of a rotation. The worker
-	// never takes it: it sees rotating instead.
-	rot sync.Mutex
 
 	mu    sync.Mutex
 	f     *os.File // current segment, opened on first append
 	size  int64    // bytes of valid data in f
 	n     int      // records in the current segment
-	dirty bool     // written since the last fsync
-	// synced is how many records of f an fsync has covered.
-	synced int
-	// retired are rotated files, for the syncer to fsync and close.
-	retired  []*os.File
-	dirDirty bool // a file was renamed or created since the last directory fsync
-	limit    int  // records in a full history (the worker's last append says)
-	rotating bool // the syncer is renaming f
+	dirty bool     // f written since the syncer last took it
+	// prev is the segment rotated out since the syncer's last pass, for
+	// it to fsync and close; a rotation that removes it first closes it.
+	prev     *os.File
+	dirDirty bool // a file was removed, renamed or created since the last directory fsync
 	buf      []byte
 }
 
@@ -226,12 +212,11 @@ func appendRecord(b []byte, l *Line) []byte {
 	return b
 }
 
-// append writes lines to the current segment with one write(2). Once it
+// append writes lines to the current segment with one write(2), first
+// rotating it if it holds a full history (limit records). Once it
 // returns, the lines survive a crash of the process (they are in the OS);
-// the syncer makes them survive a power failure. It reports whether the
-// segment is full (limit records) but no fsync has covered that yet: the
-// syncer should sync it now, so the next append can rotate it.
-func (s *segment) append(lines []Line, limit int) (wantSync bool, err error) {
+// the syncer makes them survive a power failure.
+func (s *segment) append(lines []Line, limit int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(lines) > limit {
@@ -240,31 +225,16 @@ func (s *segment) append(lines []Line, limit int) (wantSync bool, err error) {
 		lines = lines[len(lines)-limit:]
 	}
 	if len(lines) == 0 {
-		return false, nil
+		return nil
 	}
 	if s.f == nil {
 		if err := s.open(); err != nil {
-			return false, err
+			return err
 		}
 	}
-	s.limit = limit
-	for s.n >= maxSegment*limit && s.rotating {
-		// The syncer is renaming this full segment away: wait for it
-		// rather than grow the file past the bound (rot is held for the
-		// rotation; the syncer takes mu at its end, so let go of it).
-		s.mu.Unlock()
-		s.rot.Lock()
-		s.rot.Unlock()
-		s.mu.Lock()
-	}
-	if s.f == nil {
-		if err := s.open(); err != nil {
-			return false, err
-		}
-	}
-	if s.n >= maxSegment*limit && !s.rotating {
+	if s.n >= limit {
 		if err := s.rotate(); err != nil {
-			return false, err
+			return err
 		}
 	}
 	s.buf = s.buf[:0]
@@ -275,7 +245,7 @@ func (s *segment) append(lines []Line, limit int) (wantSync bool, err error) {
 		// Cut off whatever part was written, so the file stays valid.
 		s.f.Truncate(s.size)
 		s.f.Seek(s.size, io.SeekStart)
-		return false, err
+		return err
 	}
 	s.size += int64(len(s.buf))
 	s.n += len(lines)
@@ -283,91 +253,57 @@ func (s *segment) append(lines []Line, limit int) (wantSync bool, err error) {
 	if cap(s.buf) > 1<<20 {
 		s.buf = nil // a burst of long lines; don't keep its buffer
 	}
-	return s.n >= limit && !s.rotating, nil
+	return nil
 }
 
-// rotateSynced is the syncer's rotation of f, the current segment, of
-// which an fsync covered a full history: f becomes the previous segment
-// without another fsync (the previous one's records are redundant even
-// after a power failure) and a new current segment is created, without
-// the lock, so that the worker goes on appending to f meanwhile. The
-// caller holds rot and has set rotating.
-func (s *segment) rotateSynced(f *os.File) error {
-	err := os.Rename(s.path(segCurrent), s.path(segPrev))
-	var nf *os.File
-	if err == nil {
-		nf, err = createSegment(s.path(segCurrent))
+// rotate makes the current segment, which holds a full history, the
+// previous one, without an fsync (see the top of this file). Called with
+// mu held.
+func (s *segment) rotate() error {
+	if s.prev != nil {
+		s.prev.Close() // never fsynced: its name goes now
+		s.prev = nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.rotating = false
-	if s.f != f { // not reached: close and remove wait for rot
-		if nf != nil {
-			nf.Close()
-		}
+	if err := os.Remove(s.path(segPrev)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	if err != nil && !errors.Is(err, errCreate) {
-		return err // not renamed: f stays current
+	s.dirDirty = true
+	if err := os.Rename(s.path(segCurrent), s.path(segPrev)); err != nil {
+		return err
 	}
-	// Renamed: f is the previous segment now. Without a new file (err),
-	// the next append creates one (size 0).
-	s.retired = append(s.retired, f)
-	s.f, s.n, s.synced, s.size, s.dirDirty = nf, 0, 0, 0, true
-	if nf != nil {
-		s.size, s.dirty = int64(len(segMagic)), true
-	}
-	return err
+	s.prev, s.f = s.f, nil
+	return s.create()
 }
-
-// errCreate marks a failure to create a segment after a rename.
-var errCreate = errors.New("creating the history segment")
 
 // createSegment creates a segment file holding its header.
 func createSegment(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errCreate, err)
+		return nil, fmt.Errorf("creating the history segment: %w", err)
 	}
 	if _, err := f.Write([]byte(segMagic)); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("%w: %w", errCreate, err)
+		return nil, fmt.Errorf("creating the history segment: %w", err)
 	}
 	return f, nil
 }
 
-// sync is the syncer's pass over the segment: it fsyncs the files rotated
-// since the last pass and closes them, the current file if it was written
-// to, and the directory if files were renamed or created in it. The lock
-// is not held during the fsyncs, so the worker goes on appending.
+// sync is the syncer's pass over the segment: it fsyncs the segment
+// rotated out since the last pass and closes it, the current one if it was
+// written since, and the directory if a file was created or renamed.
 func (s *segment) sync() error {
 	s.mu.Lock()
-	f, n, dirty := s.f, s.n, s.dirty && s.f != nil
-	retired, dir := s.retired, s.dirDirty
-	s.retired, s.dirty, s.dirDirty = nil, false, false
+	prev, f, dirty, dir := s.prev, s.f, s.dirty && s.f != nil, s.dirDirty
+	s.prev, s.dirty, s.dirDirty = nil, false, false
 	s.mu.Unlock()
+	// The worker may close f meanwhile (app removed, server stopping): the
+	// os.File keeps the descriptor until the fsync returns.
 	var errs []error
-	for _, r := range retired {
-		errs = append(errs, r.Sync(), r.Close())
+	if prev != nil {
+		errs = append(errs, prev.Sync(), prev.Close())
 	}
 	if dirty {
-		err := f.Sync()
-		if err == nil {
-			s.rot.Lock()
-			s.mu.Lock()
-			rotate := false
-			if s.f == f {
-				s.synced = max(s.synced, n)
-				rotate = s.limit > 0 && s.synced >= s.limit && !s.rotating
-				s.rotating = rotate
-			}
-			s.mu.Unlock()
-			if rotate {
-				errs = append(errs, s.rotateSynced(f))
-				dir = true
-			}
-			s.rot.Unlock()
-		} else if !errors.Is(err, os.ErrClosed) {
+		if err := f.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
 			errs = append(errs, err)
 		}
 	}
@@ -404,40 +340,22 @@ func (s *segment) create() error {
 	if err != nil {
 		return err
 	}
-	s.f, s.size, s.n, s.synced, s.dirty = f, int64(len(segMagic)), 0, 0, true
+	s.f, s.size, s.n, s.dirty = f, int64(len(segMagic)), 0, true
 	s.dirDirty = true
 	return nil
 }
 
-// rotate makes the current segment the previous one.
-func (s *segment) rotate() error {
-	if err := s.f.Sync(); err != nil {
-		return err
-	}
-	s.f.Close()
-	s.f = nil
-	if err := os.Rename(s.path(segCurrent), s.path(segPrev)); err != nil {
-		return err
-	}
-	return s.create()
-}
-
-// close fsyncs and closes the current segment (and rotated ones the
-// syncer has not closed yet).
+// close fsyncs and closes the segments.
 func (s *segment) close() error {
-	s.rot.Lock()
-	defer s.rot.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error
-	for _, r := range s.retired {
-		errs = append(errs, r.Sync(), r.Close())
+	for _, f := range []*os.File{s.prev, s.f} {
+		if f != nil {
+			errs = append(errs, f.Sync(), f.Close())
+		}
 	}
-	s.retired = nil
-	if s.f != nil {
-		errs = append(errs, s.f.Sync(), s.f.Close())
-		s.f = nil
-	}
+	s.prev, s.f = nil, nil
 	if s.dirDirty {
 		syncDir(s.dir)
 		s.dirDirty = false
@@ -447,19 +365,15 @@ func (s *segment) close() error {
 
 // remove closes and deletes both segments.
 func (s *segment) remove() error {
-	s.rot.Lock()
-	defer s.rot.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.f != nil {
-		s.f.Close()
-		s.f = nil
+	for _, f := range []*os.File{s.prev, s.f} {
+		if f != nil {
+			f.Close()
+		}
 	}
-	for _, r := range s.retired {
-		r.Close()
-	}
-	s.retired = nil
-	s.size, s.n, s.synced = 0, 0, 0
+	s.prev, s.f = nil, nil
+	s.size, s.n = 0, 0
 	var errs []error
 	for _, suffix := range []string{segCurrent, segPrev} {
 		if err := os.Remove(s.path(suffix)); err != nil && !errors.Is(err, os.ErrNotExist) {
