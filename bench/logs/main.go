@@ -25,6 +25,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -51,6 +52,8 @@ type options struct {
 	relay       bool
 	concurrency int
 	tail        time.Duration
+	pin         bool
+	sink        string
 }
 
 func main() {
@@ -67,7 +70,15 @@ func main() {
 	flag.IntVar(&o.dynoLines, "dyno-lines", 200000, "lines the dyno writes to stdout at once")
 	flag.StringVar(&o.bridge, "bridge", "skdrbench", "dyno bridge of the benchmarked server; must not exist yet")
 	flag.StringVar(&o.subnet, "subnet", "10.213.242.0/24", "dyno subnet of the benchmarked server")
+	flag.BoolVar(&o.pin, "pin", cpus() >= 2, "run each daemon under test (the rsyslog peers, skiff server) alone on CPU 0 and the rest (this process: load generator, HTTPS receiver, syslog sink; rsyslog drains) on the other CPUs, as if they were other machines")
+	flag.StringVar(&o.sink, "sink", "count", "syslog drains' receiver, for skiff and for the relaying rsyslog: count (octet-counted frames counted in this process) or rsyslog (rsyslogd writing a file)")
 	flag.Parse()
+	if o.sink != "count" && o.sink != "rsyslog" {
+		fatalf("-sink count or -sink rsyslog, please")
+	}
+	if o.pin && os.Getenv("BENCH_LOGS_PINNED") == "" {
+		pinSelf()
+	}
 	if o.lines < o.batch || o.batch < 1 || o.concurrency < 1 || o.tail <= 0 {
 		fatalf("-lines ≥ -batch ≥ 1, -concurrency ≥ 1 and -tail > 0, please")
 	}
@@ -76,6 +87,51 @@ func main() {
 	if err := run(ctx, o); err != nil {
 		fatalf("%v", err)
 	}
+}
+
+// pinSelf runs this benchmark again under taskset on CPUs 1…n-1, leaving
+// CPU 0 to the daemon being measured. The processes it starts inherit
+// that; daemons are started under taskset -c 0 (daemon).
+func pinSelf() {
+	exe, err := os.Executable()
+	if err != nil {
+		fatalf("-pin: %v", err)
+	}
+	taskset, err := exec.LookPath("taskset")
+	if err != nil {
+		fatalf("-pin needs taskset (util-linux): %v", err)
+	}
+	n := cpus()
+	args := append([]string{"taskset", "-c", fmt.Sprintf("1-%d", n-1), exe}, os.Args[1:]...)
+	fatalf("-pin: %v", syscall.Exec(taskset, args, append(os.Environ(), "BENCH_LOGS_PINNED="+strconv.Itoa(n))))
+}
+
+// cpus is the machine's CPU count (runtime.NumCPU counts those this
+// process may use, one less once pinned).
+func cpus() int {
+	if n, err := strconv.Atoi(os.Getenv("BENCH_LOGS_PINNED")); err == nil {
+		return n
+	}
+	return runtime.NumCPU()
+}
+
+// daemon is the command prefix for a daemon being measured: alone on CPU
+// 0 when pinned.
+func daemon(o options) []string {
+	if o.pin {
+		return []string{"taskset", "-c", "0"}
+	}
+	return nil
+}
+
+// daemonEnv keeps a pinned server configured as on the whole machine: Go
+// would otherwise size its scheduler (GOMAXPROCS) to the one CPU it may
+// use. rsyslog's threads do not depend on it.
+func daemonEnv(o options) []string {
+	if o.pin && os.Getenv("GOMAXPROCS") == "" {
+		return []string{"GOMAXPROCS=" + strconv.Itoa(cpus())}
+	}
+	return nil
 }
 
 func fatalf(format string, args ...any) {
@@ -112,7 +168,7 @@ func run(ctx context.Context, o options) error {
 	}
 
 	// The peer: rsyslog, lines over TCP into a file.
-	peer, err := startRsyslog(ctx, filepath.Join(dir, "peer"), "")
+	peer, err := startRsyslog(ctx, filepath.Join(dir, "peer"), "", daemon(o))
 	if err != nil {
 		return err
 	}
@@ -135,7 +191,7 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 
-	drainSink, err := startRsyslog(ctx, filepath.Join(dir, "drain"), "")
+	drainSink, err := startReceiver(ctx, filepath.Join(dir, "drain"), o)
 	if err != nil {
 		return err
 	}
@@ -176,7 +232,7 @@ func run(ctx context.Context, o options) error {
 		args = append(args, "--dynos=true", "--dyno-bridge", o.bridge, "--dyno-subnet", o.subnet)
 	}
 	srv, err := skiffserver.Start(ctx, skiffserver.Options{Binary: bin, Dir: dir, DataDir: dataDir,
-		Args:         args,
+		Args: args, Wrap: daemon(o), Env: daemonEnv(o),
 		StartTimeout: time.Minute, StopTimeout: 30 * time.Second})
 	if err != nil {
 		return err
@@ -192,7 +248,7 @@ func run(ctx context.Context, o options) error {
 	if err := c.json("POST", "/apps", map[string]string{"name": app}, nil); err != nil {
 		return err
 	}
-	for _, u := range []string{"syslog://" + drainSink.addr, hs.URL + "/logs"} {
+	for _, u := range []string{"syslog://" + drainSink.address(), hs.URL + "/logs"} {
 		if err := c.json("POST", "/apps/"+app+"/log-drains", map[string]string{"url": u}, nil); err != nil {
 			return err
 		}
@@ -207,7 +263,7 @@ func run(ctx context.Context, o options) error {
 	srvCPU := cpuTime(srv.Pid())
 	// What the drains' receivers and this process (the client, and the
 	// HTTPS receiver) use, until the drains have caught up.
-	sinkCPU, selfCPU := cpuTime(drainSink.cmd.Process.Pid), cpuTime(os.Getpid())
+	sinkCPU, selfCPU := cpuTime(drainSink.pid()), cpuTime(os.Getpid())
 	start := time.Now()
 	if err := c.ingest(app, o); err != nil {
 		return err
@@ -232,18 +288,22 @@ func run(ctx context.Context, o options) error {
 	queueDropped := after["skiff_logplex_dropped_queue_total"] - before["skiff_logplex_dropped_queue_total"]
 	time.Sleep(2 * time.Second) // let the drains catch up before counting
 	final, _ := scrape(metricsAddr)
-	sinkCPU, selfCPU = cpuTime(drainSink.cmd.Process.Pid)-sinkCPU, cpuTime(os.Getpid())-selfCPU
+	sinkCPU, selfCPU = cpuTime(drainSink.pid())-sinkCPU, cpuTime(os.Getpid())-selfCPU
 
 	skiffRate := stored / committed.Seconds()
 	mode := "per batch"
 	if o.stream {
 		mode = "per write, one chunked request per connection"
 	}
-	fmt.Printf("ingest (%d lines of ~100 B, %d %s, %d connections; machine shared with other work)\n", o.lines, o.batch, mode, o.concurrency)
+	where := fmt.Sprintf("all processes on all %d CPUs", cpus())
+	if o.pin {
+		where = fmt.Sprintf("the daemon measured alone on CPU 0, load generator and receivers on CPUs 1-%d", cpus()-1)
+	}
+	fmt.Printf("ingest (%d lines of ~100 B, %d %s, %d connections; %s; syslog drains received by %s)\n", o.lines, o.batch, mode, o.concurrency, where, o.sink)
 	fmt.Printf("  %-44s %12.0f lines/s\n", "rsyslog imtcp → omfile (peer)", peerRate)
 	if o.relay {
-		fmt.Printf("  %-44s %12.0f lines/s  (%.2f× the peer)  its drain got %d lines; CPU %.2f µs/line, its drain %.2f µs/line\n",
-			"rsyslog imtcp → omfile + omfwd to rsyslog", relayRate, relayRate/peerRate, relayGot,
+		fmt.Printf("  %-44s %12.0f lines/s  (%.2f× the peer)  its drain got %d lines; CPU %.2f µs/line, its drain's receiver %.2f µs/line\n",
+			"rsyslog imtcp → omfile + omfwd (a drain)", relayRate, relayRate/peerRate, relayGot,
 			float64(relayCPU.Microseconds())/float64(o.lines), float64(relaySinkCPU.Microseconds())/float64(o.lines))
 	}
 	fmt.Printf("  %-44s %12.0f lines/s  (%.2f× rsyslog)\n", "skiff log-input, accepted (204)", float64(o.lines)/accepted.Seconds(), float64(o.lines)/accepted.Seconds()/peerRate)
@@ -252,10 +312,15 @@ func run(ctx context.Context, o options) error {
 		float64(srvCPU.Microseconds())/float64(o.lines), float64(peerCPU.Microseconds())/float64(o.lines),
 		float64(srvCPU)/float64(max(peerCPU, 1)))
 	perLine := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(o.lines) }
-	fmt.Printf("  %-44s %9.2f µs/line rsyslog drain, %.2f µs/line bench client and HTTPS receiver (%.2f µs/line client with the peer)\n",
-		"CPU per line of the rest", perLine(sinkCPU), perLine(selfCPU), perLine(peerSelf))
+	if drainSink.pid() == os.Getpid() {
+		fmt.Printf("  %-44s %9.2f µs/line bench client, HTTPS receiver and syslog counter (%.2f µs/line client with the peer)\n",
+			"CPU per line of the rest", perLine(selfCPU), perLine(peerSelf))
+	} else {
+		fmt.Printf("  %-44s %9.2f µs/line rsyslog drain, %.2f µs/line bench client and HTTPS receiver (%.2f µs/line client with the peer)\n",
+			"CPU per line of the rest", perLine(sinkCPU), perLine(selfCPU), perLine(peerSelf))
+	}
 	printDrains(before, final)
-	fmt.Printf("    https receiver got %d lines, rsyslog drain wrote %d\n", httpsLines.Load(), drainSink.count())
+	fmt.Printf("    https receiver got %d lines, syslog receiver %d\n", httpsLines.Load(), drainSink.count())
 
 	// Tail latency at half the committed rate.
 	rate := skiffRate / 2
@@ -433,29 +498,113 @@ type rsyslog struct {
 // The rate counts until the file holds every line, as Skiff's committed
 // rate does; the drain's count is taken 2 s later, as Skiff's drains' are.
 func relay(ctx context.Context, dir string, o options) (rate float64, cpu, sinkCPU time.Duration, got int, err error) {
-	sink, err := startRsyslog(ctx, filepath.Join(dir, "relay-drain"), "")
+	sink, err := startReceiver(ctx, filepath.Join(dir, "relay-drain"), o)
 	if err != nil {
 		return 0, 0, 0, 0, err
 	}
 	defer sink.stop()
-	r, err := startRsyslog(ctx, filepath.Join(dir, "relay"), sink.addr)
+	r, err := startRsyslog(ctx, filepath.Join(dir, "relay"), sink.address(), daemon(o))
 	if err != nil {
 		return 0, 0, 0, 0, err
 	}
 	defer r.stop()
-	cpu, sinkCPU = cpuTime(r.cmd.Process.Pid), cpuTime(sink.cmd.Process.Pid)
+	cpu, sinkCPU = cpuTime(r.cmd.Process.Pid), cpuTime(sink.pid())
 	if rate, err = r.ingest(o); err != nil {
 		return 0, 0, 0, 0, err
 	}
 	time.Sleep(2 * time.Second)
-	cpu, sinkCPU = cpuTime(r.cmd.Process.Pid)-cpu, cpuTime(sink.cmd.Process.Pid)-sinkCPU
+	cpu, sinkCPU = cpuTime(r.cmd.Process.Pid)-cpu, cpuTime(sink.pid())-sinkCPU
 	return rate, cpu, sinkCPU, sink.count(), nil
 }
 
+// receiver is a syslog drain's receiving end: rsyslogd writing a file, or
+// a counter in this process.
+type receiver interface {
+	address() string
+	count() int
+	pid() int // the process whose CPU time it uses
+	stop()
+}
+
+func startReceiver(ctx context.Context, dir string, o options) (receiver, error) {
+	if o.sink == "rsyslog" {
+		return startRsyslog(ctx, dir, "", nil)
+	}
+	return startCounter()
+}
+
+// counter takes octet-counted syslog frames (RFC 6587) over TCP and
+// counts them: a receiver that costs little, for a benchmark that
+// measures what sends to it.
+type counter struct {
+	ln net.Listener
+	n  atomic.Int64
+}
+
+func startCounter() (*counter, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	c := &counter{ln: ln}
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go c.serve(conn)
+		}
+	}()
+	return c, nil
+}
+
+func (c *counter) serve(conn net.Conn) {
+	defer conn.Close()
+	br := bufio.NewReaderSize(conn, 256<<10)
+	n := int64(0)
+	defer func() { c.n.Add(n) }()
+	for {
+		size := 0
+		for {
+			b, err := br.ReadByte()
+			if err != nil {
+				return
+			}
+			if b == ' ' {
+				break
+			}
+			if b < '0' || b > '9' || size > maxFrame {
+				logf("syslog sink: not an octet-counted frame")
+				return
+			}
+			size = size*10 + int(b-'0')
+		}
+		if _, err := br.Discard(size); err != nil {
+			return
+		}
+		if n++; br.Buffered() == 0 {
+			c.n.Add(n)
+			n = 0
+		}
+	}
+}
+
+// maxFrame bounds a frame the counter takes.
+const maxFrame = 64 << 10
+
+func (c *counter) address() string { return c.ln.Addr().String() }
+func (c *counter) count() int      { return int(c.n.Load()) }
+func (c *counter) pid() int        { return os.Getpid() }
+func (c *counter) stop()           { c.ln.Close() }
+
+func (r *rsyslog) address() string { return r.addr }
+func (r *rsyslog) pid() int        { return r.cmd.Process.Pid }
+
 // startRsyslog starts rsyslogd writing each message's text to a file and,
 // if forward is set, forwarding each message to that address (TCP,
-// octet-counted RFC 5424).
-func startRsyslog(ctx context.Context, dir, forward string) (*rsyslog, error) {
+// octet-counted RFC 5424). wrap prefixes its command (taskset).
+func startRsyslog(ctx context.Context, dir, forward string, wrap []string) (*rsyslog, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -475,7 +624,8 @@ input(type="imtcp" port="0" listenPortFileName=%q ruleset="in")
 	if err := os.WriteFile(filepath.Join(dir, "rsyslog.conf"), []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
-	r.cmd = exec.CommandContext(ctx, "rsyslogd", "-n", "-f", filepath.Join(dir, "rsyslog.conf"), "-i", filepath.Join(dir, "pid"))
+	argv := append(wrap[:len(wrap):len(wrap)], "rsyslogd", "-n", "-f", filepath.Join(dir, "rsyslog.conf"), "-i", filepath.Join(dir, "pid"))
+	r.cmd = exec.CommandContext(ctx, argv[0], argv[1:]...)
 	r.cmd.Stderr = os.Stderr
 	if err := r.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("rsyslogd: %w", err)

@@ -45,6 +45,10 @@ type Options struct {
 	Dir     string   // for the server's log and login file
 	DataDir string   // --data-dir
 	Args    []string // further flags
+	// Wrap is a command the server runs under, e.g. taskset -c 0; it
+	// must exec the server (the same process).
+	Wrap []string
+	Env  []string // added to the benchmark's environment
 	// StartTimeout bounds the wait for the banner; StopTimeout the wait
 	// after SIGTERM before SIGKILL.
 	StartTimeout, StopTimeout time.Duration
@@ -76,8 +80,11 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	defer logFile.Close()
 	args := append([]string{"server", "--data-dir", o.DataDir, "--api-addr", "127.0.0.1:0", "--registry-addr", "127.0.0.1:0"}, o.Args...)
 	s.cmd = exec.Command(o.Binary, args...)
+	if len(o.Wrap) > 0 {
+		s.cmd = exec.Command(o.Wrap[0], append(append(o.Wrap[1:len(o.Wrap):len(o.Wrap)], o.Binary), args...)...)
+	}
 	// Keep the first-start login out of the user's ~/.config/skiff.
-	s.cmd.Env = append(os.Environ(), "SKIFF_LOGIN_FILE="+filepath.Join(o.Dir, "login.json"))
+	s.cmd.Env = append(append(os.Environ(), o.Env...), "SKIFF_LOGIN_FILE="+filepath.Join(o.Dir, "login.json"))
 	s.cmd.Stderr = logFile
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdout, err := s.cmd.StdoutPipe()
