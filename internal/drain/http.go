@@ -2,7 +2,9 @@ package drain
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"io"
 	"net"
@@ -40,18 +42,57 @@ func newHTTPSender(d *drain) *httpSender {
 		u.User = nil
 	}
 	s.endpoint = u.String()
+	dialer := &net.Dialer{Timeout: d.m.cfg.DialTimeout, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: d.m.cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:     d.m.tls.Clone(),
-		TLSHandshakeTimeout: d.m.cfg.DialTimeout,
+		DialContext: dialer.DialContext,
+		// HTTP/1.1 over TLS, as Logplex posts: the connection is ours
+		// (tlsConn) so that bodies are copied through a pooled buffer.
+		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return dialTLS(ctx, dialer, d.m.tls, network, addr)
+		},
 		MaxIdleConnsPerHost: httpConns,
 		IdleConnTimeout:     144 * time.Second,
-		ForceAttemptHTTP2:   true,
 	}
 	s.client = &http.Client{Transport: tr, Timeout: d.m.cfg.SendTimeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return s
 }
+
+// dialTLS connects to an HTTPS drain, verifying its certificate against
+// cfg (the drains' roots) for the host of addr.
+func dialTLS(ctx context.Context, dialer *net.Dialer, cfg *tls.Config, network, addr string) (net.Conn, error) {
+	c, err := dialer.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	cfg = cfg.Clone()
+	if cfg.ServerName == "" {
+		cfg.ServerName, _, _ = net.SplitHostPort(addr)
+	}
+	cfg.NextProtos = []string{"http/1.1"}
+	tc := tls.Client(c, cfg)
+	hctx, cancel := context.WithTimeout(ctx, dialer.Timeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return tlsConn{tc}, nil
+}
+
+// tlsConn gives a TLS connection a ReadFrom that copies through a pooled
+// buffer: net/http's Transport hands each request body to the
+// connection's ReadFrom, and without one io.Copy allocates 32 KB per
+// batch.
+type tlsConn struct{ *tls.Conn }
+
+func (c tlsConn) ReadFrom(r io.Reader) (int64, error) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	return io.CopyBuffer(struct{ io.Writer }{c.Conn}, r, *bp)
+}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // httpConns is how many batches an HTTPS drain has in flight at most,
 // each on its own connection (or HTTP/2 stream), as Logplex sends

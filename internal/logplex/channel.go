@@ -2,6 +2,7 @@ package logplex
 
 import (
 	"sync"
+	"time"
 )
 
 // channel is one app's log: an ingest queue, a worker that commits what is
@@ -132,7 +133,7 @@ func (c *channel) run() {
 		c.qmu.Lock()
 		for len(c.q) == 0 && !c.closed {
 			c.qmu.Unlock()
-			<-c.wake
+			c.idle()
 			c.qmu.Lock()
 		}
 		batch, closed, purge := c.q, c.closed, c.purge
@@ -148,14 +149,40 @@ func (c *channel) run() {
 			c.commit(batch)
 		}
 		clear(batch) // let the collector have the messages
-		if cap(batch) > 4096 && len(batch) < cap(batch)/8 {
-			batch = nil // the burst is over: don't keep its slots
-		}
 		c.qmu.Lock()
 		c.spare = batch[:0]
 		c.qmu.Unlock()
 	}
 }
+
+// idle waits for lines. Queues grown for a burst are given back once no
+// line came for a second: giving them back at the first small batch would
+// make a busy channel grow them again and again.
+func (c *channel) idle() {
+	c.qmu.Lock()
+	big := cap(c.q) > idleQueue || cap(c.spare) > idleQueue
+	c.qmu.Unlock()
+	if !big {
+		<-c.wake
+		return
+	}
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-c.wake:
+	case <-t.C:
+		c.qmu.Lock()
+		if len(c.q) == 0 {
+			c.q = nil
+		}
+		c.spare = nil
+		c.qmu.Unlock()
+		<-c.wake
+	}
+}
+
+// idleQueue is the capacity of queue a channel keeps when idle.
+const idleQueue = 4096
 
 // commit numbers a batch, writes it to disk, then makes it visible.
 func (c *channel) commit(batch []Line) {

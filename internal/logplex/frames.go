@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Frame is one log line as an application/logplex-1 batch carries it.
@@ -11,6 +12,8 @@ type Frame struct {
 	Source  string // the syslog APP-NAME: "app" or "heroku"
 	Dyno    string // the syslog PROCID: "web.1", "worker.3", …
 	Message string
+
+	msg, end int32 // while parsing: where Message is in the body
 }
 
 // maxFrame bounds one frame's declared length.
@@ -29,12 +32,12 @@ func ParseFrames(b []byte) ([]Frame, error) { return AppendFrames(nil, b) }
 // AppendFrames is ParseFrames appending to dst, for a caller that reuses
 // its slice: on error dst is returned as it was. The frames share nothing
 // with b, which the caller may reuse. It is the log-input endpoint's hot
-// path: one allocation per batch, a copy of b as a string the messages
+// path: one allocation per batch, a string of the batch's messages they
 // are slices of, and none per line: the source is one of two constants
 // and a dyno name repeated from the previous frame is shared. A message
-// kept (in the history, a drain's buffer) keeps its batch's copy alive;
+// kept (in the history, a drain's buffer) keeps its batch's string alive;
 // the lines kept are the newest, which came in the newest batches, so
-// that costs at most one partly kept batch (maxBody) per channel.
+// that costs at most one partly kept batch per channel.
 func AppendFrames(dst []Frame, b []byte) ([]Frame, error) {
 	dst, _, err := appendFrames(dst, b, 1, false) // no rest outside a stream
 	return dst, err
@@ -60,20 +63,21 @@ func appendFrames(dst []Frame, b []byte, first int, stream bool) ([]Frame, []byt
 	if stream {
 		start = -1
 	}
+	body, from := b, len(dst)
 	fail := func(err error) ([]Frame, []byte, error) {
 		if start >= 0 {
 			dst = dst[:start]
+		} else {
+			dst = setMessages(dst, from, body)
 		}
 		return dst, nil, err
 	}
 	var dyno string // the previous frame's
-	var all string  // b as a string, made at the first message
-	off := 0        // where b starts in all
 	for n := first; len(b) > 0; n++ {
 		sp := bytes.IndexByte(b[:min(len(b), 7)], ' ')
 		if sp < 0 && stream && len(b) < 7 {
 			if _, ok := digits(b); ok {
-				return dst, b, nil // the octet count is still coming
+				return setMessages(dst, from, body), b, nil // the octet count is still coming
 			}
 		}
 		if sp <= 0 {
@@ -85,28 +89,56 @@ func appendFrames(dst []Frame, b []byte, first int, stream bool) ([]Frame, []byt
 		}
 		if size > len(b)-sp-1 {
 			if stream {
-				return dst, b, nil
+				return setMessages(dst, from, body), b, nil
 			}
 			return fail(fmt.Errorf("frame %d: %d octets announced, %d left", n, size, len(b)-sp-1))
 		}
-		if all == "" {
-			all, off = string(b), 0
-		}
-		b, off = b[sp+1:], off+sp+1
+		b = b[sp+1:]
 		f, msg, end, err := parseMessage(b[:size], &dyno)
 		if err != nil {
 			return fail(fmt.Errorf("frame %d: %w", n, err))
 		}
 		if msg >= 0 {
-			f.Message = all[off+msg : off+end]
+			at := len(body) - len(b) // where b starts in body
+			f.msg, f.end = int32(at+msg), int32(at+end)
 		}
 		dst = append(dst, f)
-		b, off = b[size:], off+size
+		b = b[size:]
 		for len(b) > 0 && b[0] == '\n' {
-			b, off = b[1:], off+1
+			b = b[1:]
 		}
 	}
-	return dst, nil, nil
+	return setMessages(dst, from, body), nil, nil
+}
+
+// setMessages gives the frames from dst[from] on their messages, which are
+// body[msg:end]: copied into one string they are slices of (one
+// allocation of the messages' size, not one per line, nor a copy of the
+// whole body with its headers).
+func setMessages(dst []Frame, from int, body []byte) []Frame {
+	fs := dst[from:]
+	size := 0
+	for i := range fs {
+		size += int(fs[i].end - fs[i].msg)
+	}
+	if size == 0 {
+		return dst
+	}
+	var sb strings.Builder
+	sb.Grow(size)
+	for i := range fs {
+		sb.Write(body[fs[i].msg:fs[i].end])
+	}
+	all, off := sb.String(), 0
+	for i := range fs {
+		n := int(fs[i].end - fs[i].msg)
+		if n > 0 {
+			fs[i].Message = all[off : off+n]
+		}
+		off += n
+		fs[i].msg, fs[i].end = 0, 0
+	}
+	return dst
 }
 
 // digits parses a decimal number of at most 6 digits, nothing else.

@@ -19,8 +19,9 @@ func TestParseFrames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Frame{{"app", "web.1", "Hello world"}, {"heroku", "router", "at=info method=GET path=/"},
-		{"app", "worker.2", ""}, {"app", "run.1234", "ünïcode and  double  spaces"}}
+	f := func(source, dyno, msg string) Frame { return Frame{Source: source, Dyno: dyno, Message: msg} }
+	want := []Frame{f("app", "web.1", "Hello world"), f("heroku", "router", "at=info method=GET path=/"),
+		f("app", "worker.2", ""), f("app", "run.1234", "ünïcode and  double  spaces")}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("frames = %q, want %q", got, want)
 	}
@@ -67,6 +68,11 @@ func TestParseFrames(t *testing.T) {
 	}
 	if got[0].Message != "one" {
 		t.Errorf("stream frame after the body was overwritten = %q", got[0].Message)
+	}
+	// A stream is taken up to its first malformed frame, messages included.
+	got, _, err = AppendStreamFrames(nil, []byte(first+frame("<190>1 ts h app web.1 - two")+"3 abc"), 1)
+	if err == nil || len(got) != 2 || got[0].Message != "one" || got[1].Message != "two" {
+		t.Errorf("stream with a bad third frame: %q, %v", got, err)
 	}
 }
 
