@@ -265,7 +265,7 @@ func run(ctx context.Context, o options) error {
 	// HTTPS receiver) use, until the drains have caught up.
 	sinkCPU, selfCPU := cpuTime(drainSink.pid()), cpuTime(os.Getpid())
 	start := time.Now()
-	if err := c.ingest(app, o); err != nil {
+	if err := c.ingest(app, o, 0); err != nil {
 		return err
 	}
 	accepted := time.Since(start)
@@ -321,6 +321,31 @@ func run(ctx context.Context, o options) error {
 	}
 	printDrains(before, final)
 	fmt.Printf("    https receiver got %d lines, syslog receiver %d\n", httpsLines.Load(), drainSink.count())
+
+	// At the peer's rate: do both drains keep up with Skiff taking lines
+	// as fast as rsyslog can?
+	if !o.stream {
+		time.Sleep(time.Second)
+		before, _ = scrape(metricsAddr)
+		start := time.Now()
+		if err := c.ingest(app, o, peerRate); err != nil {
+			return err
+		}
+		for {
+			if final, err = scrape(metricsAddr); err != nil {
+				return err
+			}
+			if final["skiff_logplex_lines_stored_total"]-before["skiff_logplex_lines_stored_total"] >= float64(o.lines) {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		paced := float64(o.lines) / time.Since(start).Seconds()
+		time.Sleep(2 * time.Second)
+		final, _ = scrape(metricsAddr)
+		fmt.Printf("  %-44s %12.0f lines/s  (%.2f× rsyslog)  drains delivered: %s\n", "skiff log-input paced at rsyslog's rate", paced, paced/peerRate,
+			deliveredShare(before, final, float64(o.lines)))
+	}
 
 	// Tail latency at half the committed rate.
 	rate := skiffRate / 2
@@ -442,6 +467,20 @@ func printDrains(before, after map[string]float64) {
 			fmt.Printf("    %s %.0f\n", regexp.MustCompile(`app_id="[^"]*",`).ReplaceAllString(k, ""), after[k]-before[k])
 		}
 	}
+}
+
+// deliveredShare says, per drain scheme, what share of n lines the drains
+// delivered between two scrapes.
+func deliveredShare(before, after map[string]float64, n float64) string {
+	var parts []string
+	for _, k := range sortedKeys(after) {
+		if strings.HasPrefix(k, "skiff_drain_lines_delivered_total{") {
+			scheme := k[strings.Index(k, `scheme="`)+8:]
+			scheme = scheme[:strings.IndexByte(scheme, '"')]
+			parts = append(parts, fmt.Sprintf("%s %.1f %%", scheme, 100*(after[k]-before[k])/n))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 func sortedKeys(m map[string]float64) []string {
@@ -748,10 +787,13 @@ func (c *client) jsonAs(method, path, accept string, in, out any) error {
 }
 
 // ingest posts o.lines lines in batches over o.concurrency workers.
-func (c *client) ingest(app string, o options) error {
+// ingest posts o.lines lines, o.batch per request over o.concurrency
+// connections: as fast as the server takes them, or at rate lines/s.
+func (c *client) ingest(app string, o options, rate float64) error {
 	if o.stream {
 		return c.ingestStream(app, o)
 	}
+	start := time.Now()
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, o.concurrency)
@@ -765,6 +807,10 @@ func (c *client) ingest(app string, o options) error {
 				k := next.Add(1) - 1
 				if k >= batches {
 					return
+				}
+				if rate > 0 {
+					due := start.Add(time.Duration(float64(k*int64(o.batch)) / rate * float64(time.Second)))
+					time.Sleep(time.Until(due))
 				}
 				b = b[:0]
 				for i := k * int64(o.batch); i < (k+1)*int64(o.batch); i++ {
