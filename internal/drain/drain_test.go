@@ -747,7 +747,9 @@ func TestHTTPSBatchesInFlight(t *testing.T) {
 	}
 	rc.t, rc.frames = t, map[string]bool{}
 	srv := draintest.ServeTLS(t, h, ca)
-	m, _ := start(t, "https://user:pa%3Ass@"+srv.Listener.Addr().String()+"/logs?x=1", func(c *Config) { c.RootCAs = ca.Pool() })
+	// The first batches wait for the last one, which may take a while to
+	// connect on a busy machine: no stall cut meanwhile.
+	m, _ := start(t, "https://user:pa%3Ass@"+srv.Listener.Addr().String()+"/logs?x=1", func(c *Config) { c.RootCAs = ca.Pool(); c.Stall = time.Minute })
 	const total = 8000
 	var batch []logplex.Line
 	for i := range total {

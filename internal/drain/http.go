@@ -1,10 +1,12 @@
 package drain
 
 import (
-	"bytes"
+	"bufio"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/hex"
 	"io"
 	"net"
@@ -24,75 +26,96 @@ const UserAgent = "Logplex/skiff"
 const httpLines = 2048
 
 // httpSender posts application/logplex-1 batches to an https (or http)
-// drain.
+// drain: HTTP/1.1, as Logplex posts, each slot on its own keep-alive
+// connection. It speaks the protocol itself (a request head it writes,
+// net/http's ReadResponse for the answer) rather than through an
+// http.Transport: a batch is then written and its answer read by the one
+// goroutine that sends it, without the Transport's two goroutines per
+// connection and their hand-offs, which under load made each batch wait
+// for the scheduler three times.
 type httpSender struct {
-	client     *http.Client
-	endpoint   string // the URL without its userinfo
-	user, pass string
-	auth       bool
+	addr   string // host:port to dial
+	tls    *tls.Config
+	dialer *net.Dialer
+	head   []byte // the request head up to the per-batch headers
+	conns  [httpConns]*httpConn
 }
 
+// httpConn is one slot's connection to the drain.
+type httpConn struct {
+	c    net.Conn
+	br   *bufio.Reader
+	used time.Time // when its last answer was read
+}
+
+// httpIdle is how long an idle connection is reused: receivers close
+// theirs after a minute or two (a batch sent on one closed meanwhile goes
+// again at once on a new one).
+const httpIdle = 50 * time.Second
+
 func newHTTPSender(d *drain) *httpSender {
-	u := *d.u
-	s := &httpSender{}
+	u := d.u
+	s := &httpSender{dialer: &net.Dialer{Timeout: d.m.cfg.DialTimeout, KeepAlive: 30 * time.Second}}
+	port := u.Port()
+	if u.Scheme == "https" {
+		s.tls = d.m.tls.Clone()
+		if s.tls.ServerName == "" {
+			s.tls.ServerName = u.Hostname()
+		}
+		s.tls.NextProtos = []string{"http/1.1"}
+		port = cmp.Or(port, "443")
+	}
+	s.addr = net.JoinHostPort(u.Hostname(), cmp.Or(port, "80"))
+	h := append([]byte(nil), "POST "...)
+	h = append(h, cmp.Or(u.EscapedPath(), "/")...)
+	if u.RawQuery != "" {
+		h = append(h, '?')
+		h = append(h, u.RawQuery...)
+	}
+	h = append(h, " HTTP/1.1\r\nHost: "...)
+	h = append(h, u.Host...)
+	h = append(h, "\r\nUser-Agent: "+UserAgent+"\r\nContent-Type: application/logplex-1\r\nLogplex-Drain-Token: "...)
+	h = append(h, d.token...)
+	h = append(h, "\r\n"...)
 	if u.User != nil {
-		s.user = u.User.Username()
-		s.pass, _ = u.User.Password()
-		s.auth = true
-		u.User = nil
+		pass, _ := u.User.Password()
+		h = append(h, "Authorization: Basic "...)
+		h = base64.StdEncoding.AppendEncode(h, []byte(u.User.Username()+":"+pass))
+		h = append(h, "\r\n"...)
 	}
-	s.endpoint = u.String()
-	dialer := &net.Dialer{Timeout: d.m.cfg.DialTimeout, KeepAlive: 30 * time.Second}
-	tr := &http.Transport{
-		DialContext: dialer.DialContext,
-		// HTTP/1.1 over TLS, as Logplex posts: the connection is ours
-		// (tlsConn) so that bodies are copied through a pooled buffer.
-		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return dialTLS(ctx, dialer, d.m.tls, network, addr)
-		},
-		MaxIdleConnsPerHost: httpConns,
-		IdleConnTimeout:     144 * time.Second,
-	}
-	s.client = &http.Client{Transport: tr, Timeout: d.m.cfg.SendTimeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	s.head = h
 	return s
 }
 
-// dialTLS connects to an HTTPS drain, verifying its certificate against
-// cfg (the drains' roots) for the host of addr.
-func dialTLS(ctx context.Context, dialer *net.Dialer, cfg *tls.Config, network, addr string) (net.Conn, error) {
-	c, err := dialer.DialContext(ctx, network, addr)
+// dial connects to the drain, verifying an https drain's certificate
+// against the drains' roots.
+func (s *httpSender) dial(ctx context.Context) (*httpConn, error) {
+	c, err := s.dialer.DialContext(ctx, "tcp", s.addr)
 	if err != nil {
 		return nil, err
 	}
-	cfg = cfg.Clone()
-	if cfg.ServerName == "" {
-		cfg.ServerName, _, _ = net.SplitHostPort(addr)
+	if s.tls != nil {
+		tc := tls.Client(c, s.tls)
+		hctx, cancel := context.WithTimeout(ctx, s.dialer.Timeout)
+		defer cancel()
+		if err := tc.HandshakeContext(hctx); err != nil {
+			c.Close()
+			return nil, err
+		}
+		c = tc
 	}
-	cfg.NextProtos = []string{"http/1.1"}
-	tc := tls.Client(c, cfg)
-	hctx, cancel := context.WithTimeout(ctx, dialer.Timeout)
-	defer cancel()
-	if err := tc.HandshakeContext(hctx); err != nil {
-		c.Close()
-		return nil, err
-	}
-	return tlsConn{tc}, nil
+	return &httpConn{c: c, br: bufio.NewReaderSize(c, 4096)}, nil
 }
 
-// tlsConn gives a TLS connection a ReadFrom that copies through a pooled
-// buffer: net/http's Transport hands each request body to the
-// connection's ReadFrom, and without one io.Copy allocates 32 KB per
-// batch.
-type tlsConn struct{ *tls.Conn }
-
-func (c tlsConn) ReadFrom(r io.Reader) (int64, error) {
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
-	return io.CopyBuffer(struct{ io.Writer }{c.Conn}, r, *bp)
+// closeAll closes the slots' connections once the drain has stopped.
+func (s *httpSender) closeAll() {
+	for i, hc := range s.conns {
+		if hc != nil {
+			hc.c.Close()
+			s.conns[i] = nil
+		}
+	}
 }
-
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // httpConns is how many batches an HTTPS drain has in flight at most,
 // each on its own connection (or HTTP/2 stream), as Logplex sends
@@ -106,6 +129,7 @@ const httpConns = 4
 type httpSlot struct {
 	i     int // the buffer's slot
 	lines []logplex.Line
+	head  []byte
 	body  []byte
 }
 
@@ -114,7 +138,7 @@ type httpSlot struct {
 // the batches in flight and is posted alone, so that the L10 reaches the
 // receiver before any line that followed the loss.
 func (s *httpSender) run(d *drain) {
-	defer s.client.CloseIdleConnections()
+	defer s.closeAll() // after the posts in flight
 	var wg sync.WaitGroup
 	defer wg.Wait() // the posts in flight end: d.ctx is done
 	var st stamp    // the batches are rendered here, one at a time
@@ -182,7 +206,7 @@ func (s *httpSender) deliver(d *drain, sl *httpSlot, l10 loss) bool {
 	defer clear(sl.lines)
 	id := frameID()
 	for attempt := 1; ; attempt++ {
-		status, err := s.post(d, sl.body, len(sl.lines), id)
+		status, err := s.post(d, sl, id)
 		if err == nil && status/100 == 2 {
 			d.sent(sl.i, sl.lines, l10)
 			return true
@@ -224,32 +248,80 @@ func (s *httpSender) gather(d *drain) bool {
 	return true
 }
 
-// post sends one batch; the same frame id on every attempt lets the
-// receiver drop a batch it already has.
-func (s *httpSender) post(d *drain, body []byte, n int, id string) (int, error) {
-	req, err := http.NewRequestWithContext(d.ctx, http.MethodPost, s.endpoint, bytes.NewReader(body))
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Content-Type", "application/logplex-1")
-	req.Header.Set("Logplex-Msg-Count", strconv.Itoa(n))
-	req.Header.Set("Logplex-Frame-Id", id)
-	req.Header.Set("Logplex-Drain-Token", d.token)
-	req.Header.Set("User-Agent", UserAgent)
-	if s.auth {
-		req.SetBasicAuth(s.user, s.pass)
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		if badCertificate(err) && d.m.cfg.Logs != nil {
-			d.l14()
+// post sends one batch on the slot's connection; the same frame id on
+// every attempt lets the receiver drop a batch it already has. A batch
+// that fails on a reused connection before any answer (the receiver
+// closed it meanwhile) goes again at once on a new one.
+func (s *httpSender) post(d *drain, sl *httpSlot, id string) (int, error) {
+	sl.head = append(sl.head[:0], s.head...)
+	sl.head = append(sl.head, "Logplex-Msg-Count: "...)
+	sl.head = strconv.AppendInt(sl.head, int64(len(sl.lines)), 10)
+	sl.head = append(sl.head, "\r\nLogplex-Frame-Id: "...)
+	sl.head = append(sl.head, id...)
+	sl.head = append(sl.head, "\r\nContent-Length: "...)
+	sl.head = strconv.AppendInt(sl.head, int64(len(sl.body)), 10)
+	sl.head = append(sl.head, "\r\n\r\n"...)
+	for {
+		hc := s.conns[sl.i]
+		if hc != nil && time.Since(hc.used) > httpIdle {
+			hc.c.Close()
+			hc = nil
 		}
-		return 0, err
+		reused := hc != nil
+		if hc == nil {
+			var err error
+			if hc, err = s.dial(d.ctx); err != nil {
+				s.conns[sl.i] = nil
+				if badCertificate(err) && d.m.cfg.Logs != nil {
+					d.l14()
+				}
+				return 0, err
+			}
+		}
+		s.conns[sl.i] = hc
+		status, keep, err := hc.exchange(d, sl)
+		if keep {
+			hc.used = time.Now()
+		} else {
+			hc.c.Close()
+			s.conns[sl.i] = nil
+		}
+		if err == nil || status != 0 || !reused || d.ctx.Err() != nil {
+			return status, err
+		}
 	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	return resp.StatusCode, nil
 }
+
+// exchange writes the request and reads the answer: its status (0: none
+// came) and whether the connection can carry the next one.
+func (hc *httpConn) exchange(d *drain, sl *httpSlot) (status int, keep bool, err error) {
+	stop := context.AfterFunc(d.ctx, func() { hc.c.Close() }) // a closing drain cuts it off
+	defer stop()
+	hc.c.SetDeadline(time.Now().Add(d.m.cfg.SendTimeout))
+	if _, err := (&net.Buffers{sl.head, sl.body}).WriteTo(hc.c); err != nil {
+		return 0, false, err
+	}
+	var resp *http.Response
+	for {
+		if resp, err = http.ReadResponse(hc.br, nil); err != nil {
+			return 0, false, err
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
+		resp.Body.Close() // 1xx: the answer follows
+	}
+	// The answer's body is read (up to 64 KB: a longer one is not
+	// worth reading, and closes the connection).
+	n, err := io.Copy(io.Discard, io.LimitReader(resp.Body, maxAnswer+1))
+	keep = err == nil && n <= maxAnswer && !resp.Close && resp.StatusCode != http.StatusSwitchingProtocols
+	resp.Body.Close()
+	return resp.StatusCode, keep, nil
+}
+
+// maxAnswer bounds the body of a drain's answer read to reuse its
+// connection.
+const maxAnswer = 64 << 10
 
 // frameID is a new Logplex-Frame-Id: 32 upper-case hex digits.
 func frameID() string {
