@@ -388,6 +388,7 @@ import (
 
 func main() {
 	n, _ := strconv.Atoi(os.Getenv("LINES"))
+	time.Sleep(time.Second) // for the benchmark to move it off the server's CPU
 	w := bufio.NewWriterSize(os.Stdout, 1<<16)
 	for i := 0; i < n; i++ {
 		fmt.Fprintf(w, "dyno line %09d padding-to-a-typical-log-line-length-of-about-a-hundred-bytes..\n", i)
@@ -427,6 +428,12 @@ func (c *client) dynoIngest(app, imageID, metricsAddr string, o options, peerRat
 		map[string]any{"updates": []map[string]any{{"type": "worker", "docker_image": imageID, "quantity": 1}}}, nil); err != nil {
 		return err
 	}
+	if o.pin {
+		// The dyno is the load generator here: off the server's CPU.
+		if err := pinDyno(o); err != nil {
+			return err
+		}
+	}
 	var t0 time.Time
 	var m map[string]float64
 	deadline := time.Now().Add(5 * time.Minute)
@@ -457,6 +464,32 @@ func (c *client) dynoIngest(app, imageID, metricsAddr string, o options, peerRat
 	final, _ := scrape(metricsAddr)
 	printDrains(base, final)
 	return c.jsonAs("PATCH", "/apps/"+app+"/formation", "", map[string]any{"updates": []map[string]any{{"type": "worker", "quantity": 0}}}, nil)
+}
+
+// pinDyno moves the benchmark's dyno (found by its environment) to the
+// CPUs the benchmark runs on, in the second it waits before writing.
+func pinDyno(o options) error {
+	want := "LINES=" + strconv.Itoa(o.dynoLines)
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		procs, _ := filepath.Glob("/proc/[0-9]*/environ")
+		found := false
+		for _, p := range procs { // its init and the program it starts
+			env, err := os.ReadFile(p)
+			if err != nil || !slices.Contains(strings.Split(string(env), "\x00"), want) {
+				continue
+			}
+			pid := filepath.Base(filepath.Dir(p))
+			out, err := exec.Command("taskset", "-a", "-p", "-c", fmt.Sprintf("1-%d", cpus()-1), pid).CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("taskset the dyno: %v: %s", err, out)
+			}
+			found = true
+		}
+		if found {
+			return nil
+		}
+	}
+	return fmt.Errorf("the dyno's process did not show up")
 }
 
 // printDrains prints each drain's delivered and dropped lines between two
