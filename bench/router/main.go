@@ -40,7 +40,7 @@ func main() {
 	conns := flag.Int("connections", 64, "wrk connections")
 	threads := flag.Int("threads", 2, "wrk threads")
 	skiff := flag.String("skiff", "", "skiff binary (default: build ./cmd/skiff)")
-	only := flag.String("only", "", "comma-separated subset of: direct,nginx,haproxy,caddy,skiff,skiff-p2c")
+	only := flag.String("only", "", "comma-separated subset of: direct,nginx,haproxy,haproxy-log,caddy,skiff,skiff-p2c")
 	scen := flag.String("scenarios", "http,https,https-new", "comma-separated scenarios")
 	keep := flag.Bool("keep", false, "keep the temporary directory (configs, logs)")
 	flag.IntVar(&skiffProcs, "skiff-procs", 0, "GOMAXPROCS for skiff router (0: Go's default, the number of cores)")
@@ -197,7 +197,8 @@ func run(d time.Duration, conns, threads, rounds int, skiffBin, only, scen strin
 		fn   starter
 	}{
 		{"nginx", func(t *target) error { return startNginx(dir, t, backends, certFile, keyFile) }},
-		{"haproxy", func(t *target) error { return startHAProxy(dir, t, backends, combined) }},
+		{"haproxy", func(t *target) error { return startHAProxy(dir, t, backends, combined, false) }},
+		{"haproxy-log", func(t *target) error { return startHAProxy(dir, t, backends, combined, true) }},
 		{"caddy", func(t *target) error { return startCaddy(dir, t, backends, certFile, keyFile) }},
 		{"skiff", func(t *target) error { return startSkiff(dir, t, skiffBin, backends, certFile, keyFile, "random") }},
 		{"skiff-p2c", func(t *target) error { return startSkiff(dir, t, skiffBin, backends, certFile, keyFile, "p2c") }},
@@ -488,34 +489,46 @@ http {
 	return err
 }
 
-func startHAProxy(dir string, t *target, backends []string, combined string) error {
+// startHAProxy starts HAProxy routing the bench host. With logged, it
+// also does what nginx and Skiff's router do per request here: a log line
+// for each (HTTP log format, into an in-memory ring, HAProxy's buffered
+// log that needs no syslog daemon) and the request id and forwarded-proto
+// headers.
+func startHAProxy(dir string, t *target, backends []string, combined string, logged bool) error {
 	var srv strings.Builder
 	for i, b := range backends {
 		fmt.Fprintf(&srv, "  server s%d %s\n", i, b)
 	}
-	conf := fmt.Sprintf(`global
+	ring, global, defaults, fe := "", "", "", ""
+	if logged {
+		ring = "ring logs\n  format rfc5424\n  maxlen 2048\n  size 4194304\n"
+		global = "  log ring@logs local0\n"
+		defaults = "  log global\n  option httplog\n"
+		fe = "  unique-id-format %{+X}o\\ %ci:%cp_%fi:%fp_%Ts_%rt:%pid\n  http-request set-header X-Request-Id %[unique-id]\n  http-request set-header X-Forwarded-Proto http if !{ ssl_fc }\n  http-request set-header X-Forwarded-Proto https if { ssl_fc }\n"
+	}
+	conf := fmt.Sprintf(`%sglobal
   maxconn 8000
   nbthread 2
-defaults
+%sdefaults
   mode http
   timeout connect 5s
   timeout client 60s
   timeout server 60s
   option http-keep-alive
-frontend fe
+%sfrontend fe
   bind 127.0.0.1:%d
   bind 127.0.0.1:%d ssl crt %s alpn h2,http/1.1 ssl-min-ver TLSv1.2
   option forwardfor
-  use_backend app if { hdr(host) -i %s }
+%s  use_backend app if { hdr(host) -i %s }
 backend app
   balance random
   http-reuse always
-%s`, t.http, t.https, combined, host, srv.String())
-	cf := filepath.Join(dir, "haproxy.cfg")
+%s`, ring, global, defaults, t.http, t.https, combined, fe, host, srv.String())
+	cf := filepath.Join(dir, t.name+".cfg")
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		return err
 	}
-	p, err := start(dir, "haproxy", "haproxy", "-db", "-f", cf)
+	p, err := start(dir, t.name, "haproxy", "-db", "-f", cf)
 	t.procs = append(t.procs, p)
 	return err
 }
