@@ -54,6 +54,7 @@ type options struct {
 	tail        time.Duration
 	pin         bool
 	sink        string
+	warmup      int
 }
 
 func main() {
@@ -71,6 +72,7 @@ func main() {
 	flag.StringVar(&o.bridge, "bridge", "skdrbench", "dyno bridge of the benchmarked server; must not exist yet")
 	flag.StringVar(&o.subnet, "subnet", "10.213.242.0/24", "dyno subnet of the benchmarked server")
 	flag.BoolVar(&o.pin, "pin", cpus() >= 2, "run each daemon under test (the rsyslog peers, skiff server) alone on CPU 0 and the rest (this process: load generator, HTTPS receiver, syslog sink; rsyslog drains) on the other CPUs, as if they were other machines")
+	flag.IntVar(&o.warmup, "warmup", 100000, "lines each daemon gets before the measured ingest (connections, buffers and files set up)")
 	flag.StringVar(&o.sink, "sink", "count", "syslog drains' receiver, for skiff and for the relaying rsyslog: count (octet-counted frames counted in this process) or rsyslog (rsyslogd writing a file)")
 	flag.Parse()
 	if o.sink != "count" && o.sink != "rsyslog" {
@@ -174,8 +176,11 @@ func run(ctx context.Context, o options) error {
 	}
 	defer peer.stop()
 	logf("rsyslog: %d lines over %d TCP connections into a file", o.lines, o.concurrency)
+	if _, err := peer.ingest(o, o.warmup); err != nil {
+		return err
+	}
 	peerCPU, peerSelf := cpuTime(peer.cmd.Process.Pid), cpuTime(os.Getpid())
-	peerRate, err := peer.ingest(o)
+	peerRate, err := peer.ingest(o, o.lines)
 	if err != nil {
 		return err
 	}
@@ -255,6 +260,14 @@ func run(ctx context.Context, o options) error {
 	}
 	time.Sleep(200 * time.Millisecond) // the drains start
 
+	if o.warmup > 0 {
+		w := o
+		w.lines = o.warmup
+		if err := c.ingest(app, w, 0); err != nil {
+			return err
+		}
+		time.Sleep(time.Second) // committed, the drains caught up
+	}
 	logf("skiff: %d lines through POST /apps/%s/log-input, %d connections, two drains", o.lines, app, o.concurrency)
 	before, err := scrape(metricsAddr)
 	if err != nil {
@@ -580,13 +593,18 @@ func relay(ctx context.Context, dir string, o options) (rate float64, cpu, sinkC
 		return 0, 0, 0, 0, err
 	}
 	defer r.stop()
+	if _, err := r.ingest(o, o.warmup); err != nil {
+		return 0, 0, 0, 0, err
+	}
+	time.Sleep(200 * time.Millisecond) // its drain has the warm-up
+	base := sink.count()
 	cpu, sinkCPU = cpuTime(r.cmd.Process.Pid), cpuTime(sink.pid())
-	if rate, err = r.ingest(o); err != nil {
+	if rate, err = r.ingest(o, o.lines); err != nil {
 		return 0, 0, 0, 0, err
 	}
 	time.Sleep(2 * time.Second)
 	cpu, sinkCPU = cpuTime(r.cmd.Process.Pid)-cpu, cpuTime(sink.pid())-sinkCPU
-	return rate, cpu, sinkCPU, sink.count(), nil
+	return rate, cpu, sinkCPU, sink.count() - base, nil
 }
 
 // receiver is a syslog drain's receiving end: rsyslogd writing a file, or
@@ -736,13 +754,17 @@ func (r *rsyslog) count() int {
 	}
 }
 
-// ingest sends o.lines lines over o.concurrency connections and returns
+// ingest sends lines lines over o.concurrency connections and returns
 // the rate at which they reached the file.
-func (r *rsyslog) ingest(o options) (float64, error) {
+func (r *rsyslog) ingest(o options, lines int) (float64, error) {
+	if lines <= 0 {
+		return 0, nil
+	}
+	base := r.count()
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, o.concurrency)
-	per := o.lines / o.concurrency
+	per := lines / o.concurrency
 	for w := range o.concurrency {
 		wg.Add(1)
 		go func() {
@@ -771,13 +793,13 @@ func (r *rsyslog) ingest(o options) (float64, error) {
 	if err := <-errs; err != nil {
 		return 0, err
 	}
-	want := per * o.concurrency
+	want := base + per*o.concurrency
 	for deadline := time.Now().Add(5 * time.Minute); r.count() < want; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("rsyslog wrote %d of %d lines", r.count(), want)
+			return 0, fmt.Errorf("rsyslog wrote %d of %d lines", r.count()-base, want-base)
 		}
 	}
-	return float64(want) / time.Since(start).Seconds(), nil
+	return float64(want-base) / time.Since(start).Seconds(), nil
 }
 
 type client struct {
