@@ -869,12 +869,7 @@ func (x *exchange) copyResponse(u *upConn, body io.Reader, untilClose bool) bool
 		if m > 0 {
 			if !buffered {
 				// Reading may have waited for the dyno: read the clock.
-				now := r.cfg.Now()
-				x.now = now
-				if now.Sub(last) > r.cfg.Idle/8 {
-					last = now
-					u.c.SetReadDeadline(now.Add(r.cfg.Idle))
-				}
+				last = x.pushIdle(u, last)
 			}
 			if _, werr := x.down.Write(buf[:m]); werr != nil {
 				x.code, x.sock = h27, "client"
@@ -888,6 +883,11 @@ func (x *exchange) copyResponse(u *upConn, body io.Reader, untilClose bool) bool
 					x.keepAlive = false
 					return false
 				}
+			}
+			if !buffered {
+				// So may writing, for the client: the time it took
+				// does not count against the dyno.
+				last = x.pushIdle(u, last)
 			}
 		}
 		if err == io.EOF && (untilClose || body != u.br) {
@@ -907,6 +907,20 @@ func (x *exchange) copyResponse(u *upConn, body io.Reader, untilClose bool) bool
 			return false
 		}
 	}
+}
+
+// pushIdle reads the clock and moves the dyno's read deadline Idle ahead
+// if the last move (at last) is more than Idle/8 ago; it returns the
+// time of the last move.
+func (x *exchange) pushIdle(u *upConn, last time.Time) time.Time {
+	r := x.r
+	now := r.cfg.Now()
+	x.now = now
+	if now.Sub(last) > r.cfg.Idle/8 {
+		u.c.SetReadDeadline(now.Add(r.cfg.Idle))
+		return now
+	}
+	return last
 }
 
 // relayUpgrade joins client and dyno after a 101 until either side
