@@ -292,7 +292,8 @@ type ent struct {
 type evloop struct {
 	r      *Router
 	epfd   int
-	efd    int // eventfd: new connections in the inbox, or Close
+	pf     *os.File // epfd, for the netpoller
+	efd    int      // eventfd: new connections in the inbox, or Close
 	now    time.Time
 	ents   []ent // by descriptor
 	conns  map[*lclient]struct{}
@@ -342,7 +343,12 @@ func newLoop(r *Router) (*evloop, error) {
 		unix.Close(efd)
 		return nil, err
 	}
-	return &evloop{r: r, epfd: epfd, efd: efd, conns: map[*lclient]struct{}{},
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		unix.Close(efd)
+		return nil, err
+	}
+	return &evloop{r: r, epfd: epfd, pf: os.NewFile(uintptr(epfd), "epoll"), efd: efd, conns: map[*lclient]struct{}{},
 		idle: map[*backend][]*upConn{}, events: make([]unix.EpollEvent, 256)}, nil
 }
 
@@ -394,29 +400,42 @@ func (l *evloop) wake() {
 	}
 }
 
+// poll returns the events ready now.
+func (l *evloop) poll() int {
+	ev := l.events
+	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&ev[0])), uintptr(len(ev)), 0, 0, 0)
+	if e != 0 {
+		return 0
+	}
+	return int(r)
+}
+
+// run is the loop. It polls epoll without blocking; when nothing is
+// ready it parks on Go's netpoller, which watches the epoll descriptor
+// itself: no thread sits in a blocking system call (the runtime would
+// take its P away and wake other threads to make up for it), and the
+// runtime schedules other goroutines meanwhile. The park's deadline
+// brings the loop round every 100 ms for the timeouts.
 func (l *evloop) run() {
-	runtime.LockOSThread() // never unlocked: the thread exits with the loop
 	defer l.r.wg.Done()
 	tick := l.r.cfg.Now()
+	park, err := l.pf.SyscallConn()
+	if err != nil {
+		panic(err) // an *os.File always has one
+	}
+	l.pf.SetReadDeadline(tick.Add(100 * time.Millisecond))
+	n := 0
+	ready := func(uintptr) bool { n = l.poll(); return n > 0 }
 	for {
-		// Poll first; block (a real system call, so the runtime can run
-		// other goroutines on this P) only when nothing is ready.
-		ev := l.events
-		r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&ev[0])), uintptr(len(ev)), 0, 0, 0)
-		n := int(r)
-		if e != 0 {
-			n = 0
-		}
+		n = l.poll()
 		if n == 0 && len(l.posted) == 0 {
-			var err error
-			n, err = unix.EpollWait(l.epfd, ev, 100)
-			if err != nil {
-				n = 0
+			if err := park.Read(ready); err != nil {
+				l.pf.SetReadDeadline(l.r.cfg.Now().Add(100 * time.Millisecond))
 			}
 		}
 		l.now = l.r.cfg.Now()
 		for i := range n {
-			l.event(ev[i])
+			l.event(l.events[i])
 		}
 		if posted := l.posted; len(posted) > 0 {
 			l.posted = nil
@@ -1043,5 +1062,5 @@ func (l *evloop) shutdown() {
 		}
 		delete(l.idle, be)
 	}
-	unix.Close(l.epfd)
+	l.pf.Close()
 }
