@@ -438,6 +438,10 @@ func (h *h1) end() error {
 }
 
 func (h *h1) page(x *exchange, status int, body string) {
+	// The write deadline an earlier response set may be past by now (an
+	// H12 comes FirstByte after the request, an H99 after BootWait).
+	x.now = h.r.cfg.Now()
+	h.touch()
 	w := h.bw
 	w.WriteString("HTTP/1.1 ")
 	w.WriteString(strconv.Itoa(status))

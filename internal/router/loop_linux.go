@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -40,6 +41,7 @@ type fdConn struct {
 	nc           net.Conn
 	l            *evloop
 	readable     bool   // an edge came since a read last drained the socket
+	hup          bool   // the peer closed or reset: reads go on until they say so
 	writable     bool   // no write has filled the socket buffer since the last edge
 	out          []byte // accepted by Write while the socket was full
 	werr         error
@@ -76,7 +78,7 @@ func (c *fdConn) attach() error {
 		return err
 	}
 	c.fd = fd
-	c.readable, c.writable = false, true // adding fd to epoll reports what is ready
+	c.readable, c.writable, c.hup = false, true, false // adding fd to epoll reports what is ready
 	c.out, c.werr = c.out[:0], nil
 	return nil
 }
@@ -122,8 +124,11 @@ func (c *fdConn) Read(p []byte) (int, error) {
 		return 0, e
 	case n == 0:
 		return 0, io.EOF
-	case n < len(p):
-		c.readable = false // a short read emptied the socket: the next data brings an edge
+	case n < len(p) && !c.hup:
+		// A short read emptied the socket: the next data brings an edge.
+		// (Not so an end of stream that came with the data: no edge
+		// follows it, so the next read must see it.)
+		c.readable = false
 	}
 	return n, nil
 }
@@ -252,14 +257,6 @@ const (
 	stFlush           // the dyno's part is done: the client's copy is going out
 )
 
-// Where a goroutine takes over a request from a loop.
-const (
-	atHead   = iota // a head the loop cannot read: serveHead
-	atParsed        // a parsed request the loop does not handle: serveParsed
-	atSent          // sent to the dyno, answer not read: proxyFrom
-	atResp          // the response head is read, its body is not plain: received
-)
-
 // lclient is a client connection in a loop and its exchange.
 type lclient struct {
 	fc      *fdConn
@@ -304,6 +301,22 @@ type evloop struct {
 	mu    sync.Mutex
 	inbox []*lclient
 	shut  bool
+
+	served atomic.Uint64    // requests the loop saw through
+	handed [4]atomic.Uint64 // requests handed to a goroutine, by point
+}
+
+// loopCounts sums the loops' counters (for tests).
+func (r *Router) loopCounts() (served uint64, handed [4]uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, l := range r.loops {
+		served += l.served.Load()
+		for i := range handed {
+			handed[i] += l.handed[i].Load()
+		}
+	}
+	return served, handed
 }
 
 // startLoops starts the event loops unless the config says none; r.mu
@@ -482,6 +495,9 @@ func (l *evloop) event(ev unix.EpollEvent) {
 	e := l.ents[fd]
 	if ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 		e.fc.readable = true
+	}
+	if ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		e.fc.hup = true
 	}
 	if ev.Events&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 		e.fc.writable = true
@@ -890,6 +906,7 @@ func (l *evloop) done(lc *lclient) {
 		x.service, x.serviced = x.end.Sub(lc.sent), true
 	}
 	x.finish(lc.rt)
+	l.served.Add(1)
 	lc.rt, lc.t, lc.be = nil, nil, nil
 }
 
@@ -910,6 +927,7 @@ func (l *evloop) handOff(lc *lclient, at, status int) {
 	r := l.r
 	h := lc.h
 	x := &h.x
+	l.handed[at].Add(1)
 	delete(l.conns, lc)
 	l.forget(lc.fc.fd)
 	if lc.u != nil {
@@ -968,7 +986,8 @@ func (l *evloop) handOff(lc *lclient, at, status int) {
 		}
 		r.trackConn(lc.fc, false)
 		if keep && !h.hijacked && lc.fc.attach() == nil {
-			if l := r.pickLoop(); l != nil && l.post(lc) {
+			// Back to the same loop: its idle dyno connections are there.
+			if l.post(lc) {
 				return
 			}
 			unix.Close(lc.fc.fd)
@@ -976,16 +995,6 @@ func (l *evloop) handOff(lc *lclient, at, status int) {
 		}
 		h.release()
 	}()
-}
-
-// pickLoop returns a loop for a connection coming back from a goroutine.
-func (r *Router) pickLoop() *evloop {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.loops) == 0 || r.closed {
-		return nil
-	}
-	return r.loops[r.nextLoop.Add(1)%uint32(len(r.loops))]
 }
 
 // sweep enforces the timeouts (every 100 ms: a timeout may fire that much
