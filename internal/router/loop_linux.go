@@ -20,7 +20,7 @@ import (
 )
 
 // The event loops serve plain HTTP/1.1 keep-alive connections the way
-// nginx and HAProxy do: one thread per core, each with its own epoll set,
+// nginx and HAProxy do: one loop per core, each with its own epoll set,
 // edge-triggered, non-blocking system calls made directly (no goroutine
 // parks and wakes per request, no read that returns EAGAIN per request).
 // A loop handles the common request end to end: a whole head without a
@@ -264,7 +264,6 @@ type lclient struct {
 	state   int
 	started bool      // a head is coming; x.start is its first byte's time
 	due     time.Time // when the current wait times out
-	port    string
 
 	// the exchange in progress
 	rt      *route
@@ -285,7 +284,7 @@ type ent struct {
 	be *backend
 }
 
-// evloop is one event loop: an epoll set on a locked thread.
+// evloop is one event loop: an epoll set and the goroutine that runs it.
 type evloop struct {
 	r      *Router
 	epfd   int
@@ -378,7 +377,7 @@ func (r *Router) dispatch(c net.Conn, port string) bool {
 	if err != nil {
 		return true // c is closed
 	}
-	lc := &lclient{fc: fc, port: port, h: r.newH1(fc, false, port)}
+	lc := &lclient{fc: fc, h: r.newH1(fc, false, port)}
 	i := r.nextLoop.Add(1)
 	if !loops[i%uint32(len(loops))].post(lc) {
 		lc.h.release()
@@ -964,25 +963,26 @@ func (l *evloop) handOff(lc *lclient, at, status int) {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		keep := lc.fc.sendPending() == nil
-		if u != nil && keep {
-			keep = u.c.(*fdConn).sendPending() == nil
+		// What the loop could not send yet goes first; a failure shows
+		// in what follows (the client's writes, the dyno's answer).
+		lc.fc.sendPending()
+		if u != nil {
+			u.c.(*fdConn).sendPending()
 		}
-		if keep {
-			switch at {
-			case atHead:
-				keep = h.serveHead()
-			case atParsed:
-				keep = h.serveParsed()
-			case atSent:
-				x.proxyFrom(t, rt, be, u)
-				x.finish(rt)
-				keep = h.afterRun()
-			case atResp:
-				x.received(be, u, sent, true, true, nil, nil, status, nil)
-				x.finish(rt)
-				keep = h.afterRun()
-			}
+		var keep bool
+		switch at {
+		case atHead:
+			keep = h.serveHead()
+		case atParsed:
+			keep = h.serveParsed()
+		case atSent:
+			x.proxyFrom(t, rt, be, u)
+			x.finish(rt)
+			keep = h.afterRun()
+		case atResp:
+			x.received(be, u, sent, true, true, nil, nil, status, nil)
+			x.finish(rt)
+			keep = h.afterRun()
 		}
 		r.trackConn(lc.fc, false)
 		if keep && !h.hijacked && lc.fc.attach() == nil {
