@@ -40,6 +40,14 @@ var h1Pool = sync.Pool{New: func() any {
 }}
 
 func (r *Router) serveConn(c net.Conn, secure bool, port string) {
+	h := r.newH1(c, secure, port)
+	for h.serveOne() {
+	}
+	h.release()
+}
+
+// newH1 takes a client connection's state from the pool.
+func (r *Router) newH1(c net.Conn, secure bool, port string) *h1 {
 	h := h1Pool.Get().(*h1)
 	h.r, h.c = r, c
 	h.br.Reset(c)
@@ -57,10 +65,15 @@ func (r *Router) serveConn(c net.Conn, secure bool, port string) {
 		host, _, _ := net.SplitHostPort(a.String())
 		x.clientIP = append(x.clientIP, host...)
 	}
-	for h.serveOne() {
-	}
+	return h
+}
+
+// release closes the connection (unless an upgrade took it) and gives
+// the state back to the pool.
+func (h *h1) release() {
+	x := &h.x
 	if !h.hijacked {
-		c.Close()
+		h.c.Close()
 	}
 	h.r, h.c = nil, nil
 	h.br.Reset(nil)
@@ -86,6 +99,14 @@ func (h *h1) serveOne() bool {
 		}
 	}
 	x.start = r.cfg.Now()
+	return h.serveHead()
+}
+
+// serveHead reads the head of a request whose first byte came at
+// x.start, then serves it.
+func (h *h1) serveHead() bool {
+	r := h.r
+	x := &h.x
 	if !h.headBuffered() {
 		// The rest of the head must come within HeadTimeout (slowloris).
 		h.rdl = x.start.Add(r.cfg.HeadTimeout)
@@ -106,16 +127,32 @@ func (h *h1) serveOne() bool {
 		h.badRequest()
 		return false
 	}
+	return h.serveParsed()
+}
+
+// serveParsed serves the request whose head parseRequest accepted.
+func (h *h1) serveParsed() bool {
+	r := h.r
+	x := &h.x
 	if h.closeAfter {
 		x.keepAlive = false
 	}
 	t := r.tab.Load()
-	if !x.secure && r.cfg.ACME != nil && bytes.HasPrefix(x.path, []byte("/.well-known/acme-challenge/")) && h.serveACME() {
+	if !x.secure && r.cfg.ACME != nil && bytes.HasPrefix(x.path, []byte(acmePrefix)) && h.serveACME() {
 		return false
 	}
 	x.prepare()
 	h.chunked = false
 	x.run(t)
+	return h.afterRun()
+}
+
+const acmePrefix = "/.well-known/acme-challenge/"
+
+// afterRun completes a request on the connection once the exchange is
+// done, and reports whether the connection may carry another.
+func (h *h1) afterRun() bool {
+	x := &h.x
 	if x.body != nil {
 		h.rdl = time.Time{} // sendBody moved the read deadline
 	}
@@ -401,6 +438,10 @@ func (h *h1) end() error {
 }
 
 func (h *h1) page(x *exchange, status int, body string) {
+	// The write deadline an earlier response set may be past by now (an
+	// H12 comes FirstByte after the request, an H99 after BootWait).
+	x.now = h.r.cfg.Now()
+	h.touch()
 	w := h.bw
 	w.WriteString("HTTP/1.1 ")
 	w.WriteString(strconv.Itoa(status))

@@ -56,6 +56,12 @@ func (p *pool) put(u *upConn, now time.Time) {
 	p.mu.Unlock()
 }
 
+func (p *pool) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
 func (p *pool) closeAll() {
 	p.mu.Lock()
 	p.closed = true

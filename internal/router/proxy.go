@@ -219,6 +219,13 @@ func (x *exchange) run(t *table) {
 	} else {
 		x.proxy(t, rt)
 	}
+	x.finish(rt)
+}
+
+// finish ends the request's part in the route's counters and writes its
+// metrics and log line.
+func (x *exchange) finish(rt *route) {
+	r := x.r
 	rt.inflight.Add(-1)
 	now := x.end
 	if now.IsZero() {
@@ -235,15 +242,21 @@ func (x *exchange) run(t *table) {
 	}
 }
 
-func (x *exchange) proxy(t *table, rt *route) {
+func (x *exchange) proxy(t *table, rt *route) { x.proxyFrom(t, rt, nil, nil) }
+
+// proxyFrom proxies the request; with be0 and u0 set, the request was
+// already written on u0 (to be0) and its answer is read first.
+func (x *exchange) proxyFrom(t *table, rt *route, be0 *backend, u0 *upConn) {
 	r := x.r
-	if rt.maintenance {
-		x.fail(h80, 503, pageMaintenance)
-		return
-	}
-	if n := rt.inflight.Load(); n > 200*int64(max(1, len(rt.backends))) {
-		x.fail(h11, 503, pageAppError)
-		return
+	if be0 == nil {
+		if rt.maintenance {
+			x.fail(h80, 503, pageMaintenance)
+			return
+		}
+		if n := rt.inflight.Load(); n > 200*int64(max(1, len(rt.backends))) {
+			x.fail(h11, 503, pageAppError)
+			return
+		}
 	}
 	deadline := x.start.Add(r.cfg.BootWait)
 	var tried [16]*backend
@@ -252,54 +265,59 @@ func (x *exchange) proxy(t *table, rt *route) {
 	var lastErr *hcode
 	backoff := 5 * time.Millisecond
 	for iter := 0; ; iter++ {
-		if len(rt.backends) == 0 {
-			switch {
-			case rt.starting > 0:
-				// Hold the request while a web dyno boots (H20 after BootWait).
-				if !x.waitChange(t, deadline, 0) {
-					x.fail(h20, 503, pageAppError)
+		be, now := be0, x.now
+		be0 = nil
+		if be == nil {
+			if len(rt.backends) == 0 {
+				switch {
+				case rt.starting > 0:
+					// Hold the request while a web dyno boots (H20 after BootWait).
+					if !x.waitChange(t, deadline, 0) {
+						x.fail(h20, 503, pageAppError)
+						return
+					}
+					if t, rt = x.reroute(); rt == nil {
+						return
+					}
+					continue
+				case rt.crashed > 0:
+					x.fail(h10, 503, pageAppError)
+				default:
+					x.fail(h14, 503, pageAppError)
+				}
+				return
+			}
+			now = x.start
+			if iter > 0 {
+				now = r.cfg.Now()
+			}
+			be = pick(rt, tried[:ntried], now.UnixNano())
+			if be == nil {
+				if attempts > 0 && allTried(rt, tried[:ntried]) {
+					x.fail(lastErr, 503, pageAppError)
 					return
 				}
-				if t, rt = x.reroute(); rt == nil {
+				// Every dyno is quarantined: keep looking until the budget ends.
+				if !x.waitChange(t, deadline, backoff) && r.cfg.Now().After(deadline) {
+					x.fail(h99, 503, pageAppError)
 					return
+				}
+				backoff = min(2*backoff, 500*time.Millisecond)
+				if r.tab.Load() != t {
+					if t, rt = x.reroute(); rt == nil {
+						return
+					}
 				}
 				continue
-			case rt.crashed > 0:
-				x.fail(h10, 503, pageAppError)
-			default:
-				x.fail(h14, 503, pageAppError)
 			}
-			return
-		}
-		now := x.start
-		if iter > 0 {
-			now = r.cfg.Now()
-		}
-		be := pick(rt, tried[:ntried], now.UnixNano())
-		if be == nil {
-			if attempts > 0 && allTried(rt, tried[:ntried]) {
-				x.fail(lastErr, 503, pageAppError)
-				return
-			}
-			// Every dyno is quarantined: keep looking until the budget ends.
-			if !x.waitChange(t, deadline, backoff) && r.cfg.Now().After(deadline) {
-				x.fail(h99, 503, pageAppError)
-				return
-			}
-			backoff = min(2*backoff, 500*time.Millisecond)
-			if r.tab.Load() != t {
-				if t, rt = x.reroute(); rt == nil {
-					return
-				}
-			}
-			continue
 		}
 		// Only p2c reads the per-dyno count: random balance spares the
 		// two atomic adds on a cache line both cores write.
 		if rt.p2c {
 			be.inflight.Add(1)
 		}
-		retry, err := x.forwardTo(be, now)
+		retry, err := x.forwardTo(be, now, u0)
+		u0 = nil
 		if rt.p2c {
 			be.inflight.Add(-1)
 		}
@@ -407,11 +425,23 @@ func pick(rt *route, tried []*backend, now int64) *backend {
 
 // forwardTo sends the request to one dyno. retry says the connection
 // could not be made (err is H19 or H21) and another dyno may be tried.
-func (x *exchange) forwardTo(be *backend, now time.Time) (retry bool, err *hcode) {
+// With u0 set, the request was written on u0 at now: its answer is read.
+func (x *exchange) forwardTo(be *backend, now time.Time, u0 *upConn) (retry bool, err *hcode) {
 	r := x.r
 	replays := 0
 	for {
 		var u *upConn
+		if u0 != nil {
+			u, u0 = u0, nil
+			u.reused = false
+			u.rdl = setDeadlineLazily(u.c, u.rdl, now.Add(r.cfg.FirstByte), r.cfg.FirstByte)
+			if !x.receive(be, u, now, true, true, nil, nil) {
+				return false, nil
+			}
+			replays++
+			now = r.cfg.Now()
+			continue
+		}
 		if replays == 0 { // a replay dials: the other pooled connections may be dead too
 			u = be.pool.get(now)
 		}
@@ -504,8 +534,21 @@ func (x *exchange) exchangeWith(be *backend, u *upConn, sent time.Time) bool {
 	if bodyDone == nil {
 		u.rdl = setDeadlineLazily(u.c, u.rdl, sent.Add(r.cfg.FirstByte), r.cfg.FirstByte)
 	}
+	return x.receive(be, u, sent, reused, replayable, werr, bodyDone)
+}
+
+// receive reads the answer to the request written on u and relays it;
+// true asks for the request to be sent again on a new connection.
+func (x *exchange) receive(be *backend, u *upConn, sent time.Time, reused, replayable bool, werr error, bodyDone chan bodyResult) bool {
 	status, err := x.readResponseHead(u)
-	x.now = r.cfg.Now() // the dyno may have taken its time
+	x.now = x.r.cfg.Now() // the dyno may have taken its time
+	return x.received(be, u, sent, reused, replayable, werr, bodyDone, status, err)
+}
+
+// received handles the outcome of reading the response head: an error
+// (H12, H13, H17, H25, or a replay) or the response to relay.
+func (x *exchange) received(be *backend, u *upConn, sent time.Time, reused, replayable bool, werr error, bodyDone chan bodyResult, status int, err error) bool {
+	r := x.r
 	if bodyDone != nil && err != nil {
 		if res := <-bodyDone; res.code != nil {
 			u.discard()
@@ -826,12 +869,7 @@ func (x *exchange) copyResponse(u *upConn, body io.Reader, untilClose bool) bool
 		if m > 0 {
 			if !buffered {
 				// Reading may have waited for the dyno: read the clock.
-				now := r.cfg.Now()
-				x.now = now
-				if now.Sub(last) > r.cfg.Idle/8 {
-					last = now
-					u.c.SetReadDeadline(now.Add(r.cfg.Idle))
-				}
+				last = x.pushIdle(u, last)
 			}
 			if _, werr := x.down.Write(buf[:m]); werr != nil {
 				x.code, x.sock = h27, "client"
@@ -845,6 +883,11 @@ func (x *exchange) copyResponse(u *upConn, body io.Reader, untilClose bool) bool
 					x.keepAlive = false
 					return false
 				}
+			}
+			if !buffered {
+				// So may writing, for the client: the time it took
+				// does not count against the dyno.
+				last = x.pushIdle(u, last)
 			}
 		}
 		if err == io.EOF && (untilClose || body != u.br) {
@@ -864,6 +907,20 @@ func (x *exchange) copyResponse(u *upConn, body io.Reader, untilClose bool) bool
 			return false
 		}
 	}
+}
+
+// pushIdle reads the clock and moves the dyno's read deadline Idle ahead
+// if the last move (at last) is more than Idle/8 ago; it returns the
+// time of the last move.
+func (x *exchange) pushIdle(u *upConn, last time.Time) time.Time {
+	r := x.r
+	now := r.cfg.Now()
+	x.now = now
+	if now.Sub(last) > r.cfg.Idle/8 {
+		u.c.SetReadDeadline(now.Add(r.cfg.Idle))
+		return now
+	}
+	return last
 }
 
 // relayUpgrade joins client and dyno after a 101 until either side

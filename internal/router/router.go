@@ -49,7 +49,11 @@ type Config struct {
 	PoolIdle       time.Duration // 90 s idle pooled connection to a dyno
 	MaxAttempts    int           // 10 connection attempts over different dynos
 	LogQueue       int           // 8192 lines
-	Now            func() time.Time
+	// Loops is the number of event loops serving plain HTTP/1.1 (Linux;
+	// see loop_linux.go): 0 is one per GOMAXPROCS, < 0 none, every
+	// connection then has its own goroutine.
+	Loops int
+	Now   func() time.Time
 }
 
 // Router routes requests by Host to web dynos.
@@ -67,6 +71,8 @@ type Router struct {
 	closed    bool
 	done      chan struct{}
 	wg        sync.WaitGroup
+	loops     []*evloop
+	nextLoop  atomic.Uint32
 
 	noRoute atomic.Uint64 // requests for unknown hosts
 }
@@ -133,6 +139,13 @@ func (r *Router) serve(l net.Listener, secure bool) error {
 		return errClosed
 	}
 	defer r.track(l, false)
+	if !secure {
+		r.mu.Lock()
+		if !r.closed {
+			r.startLoops()
+		}
+		r.mu.Unlock()
+	}
 	var tc *tls.Config
 	if secure {
 		tc = r.TLSConfig()
@@ -160,6 +173,9 @@ func (r *Router) serve(l net.Listener, secure bool) error {
 			return err
 		}
 		backoff = 0
+		if !secure && r.dispatch(c, port) {
+			continue
+		}
 		if !r.trackConn(c, true) {
 			c.Close()
 			return errClosed
@@ -246,8 +262,12 @@ func (r *Router) Close() error {
 	for c := range r.conns {
 		c.Close()
 	}
+	loops := r.loops
 	r.mu.Unlock()
 	close(r.done)
+	for _, l := range loops {
+		l.wake()
+	}
 	r.SetRoutes(nil)
 	r.wg.Wait()
 	return nil
