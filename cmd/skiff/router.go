@@ -28,13 +28,14 @@ import (
 func runRouter(args []string) error {
 	fs := flag.NewFlagSet("skiff router", flag.ContinueOnError)
 	str := envFlag(fs)
-	var httpAddr, httpsAddr, tablePath, apiURL, apiCA, metricsAddr, logs string
+	var httpAddr, httpsAddr, tablePath, apiURL, apiCA, metricsAddr, logs, loops string
 	str(&httpAddr, "http-addr", "SKIFF_ROUTER_HTTP_ADDR", "127.0.0.1:8080", "plain HTTP listen address (empty: none)")
 	str(&httpsAddr, "https-addr", "SKIFF_ROUTER_HTTPS_ADDR", "", "HTTPS listen address; needs certificates in the table (empty: none)")
 	str(&tablePath, "table", "SKIFF_ROUTER_TABLE", "", "routing table file (JSON; see docs/router.md)")
 	str(&apiURL, "api", "SKIFF_ROUTER_API", "", "take the routing table from this Skiff server's API instead of a file; an admin's token in $SKIFF_ROUTER_TOKEN")
 	str(&apiCA, "api-ca", "SKIFF_ROUTER_API_CA", "", "PEM CA certificate to trust for an https:// --api, besides the system's")
 	str(&metricsAddr, "metrics-addr", "SKIFF_ROUTER_METRICS_ADDR", "", "serve Prometheus metrics at http://<addr>/metrics (empty: none)")
+	str(&loops, "loops", "SKIFF_ROUTER_LOOPS", "", "event loops serving plain HTTP keep-alive (Linux): a number, empty for one per CPU, off for a goroutine per connection")
 	str(&logs, "log", "SKIFF_ROUTER_LOG", "", "where router log lines go: stdout, none, or api (the apps' logs on the --api server; its default)")
 	var cpuProfile string
 	fs.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile to this file until exit (for benchmarking)")
@@ -78,7 +79,11 @@ func runRouter(args []string) error {
 	defer stop()
 
 	var cs router.Certs
-	cfg := router.Config{GetCertificate: cs.GetCertificate}
+	nloops, err := parseLoops(loops)
+	if err != nil {
+		return fmt.Errorf("--loops: %w", err)
+	}
+	cfg := router.Config{GetCertificate: cs.GetCertificate, Loops: nloops}
 	var client *routing.Client
 	if apiURL != "" {
 		token := os.Getenv("SKIFF_ROUTER_TOKEN")

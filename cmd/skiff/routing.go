@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 
 	"github.com/skiffhq/skiff/internal/certs"
@@ -18,6 +19,7 @@ import (
 // routerSetup is what `skiff server` needs to run its router.
 type routerSetup struct {
 	httpAddr, httpsAddr string // "" or "off": not served
+	loops               int    // router.Config.Loops
 	baseDomain          string
 	platform            *platform.Platform
 	bus                 *platform.Bus
@@ -26,6 +28,22 @@ type routerSetup struct {
 	certs               *certs.Manager  // chooses certificates by SNI, answers ACME challenges
 	domains             routing.Domains // custom hostnames of each app
 	log                 *slog.Logger
+}
+
+// parseLoops reads --router-loops / --loops: empty for router.Config's
+// default (one loop per CPU), "off" for none, else a number of loops.
+func parseLoops(v string) (int, error) {
+	switch v {
+	case "":
+		return 0, nil
+	case "off":
+		return -1, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 256 {
+		return 0, fmt.Errorf("%q: want a number of loops (1–256), empty or off", v)
+	}
+	return n, nil
 }
 
 // startRouter serves apps on their hosts: plain HTTP (which also answers
@@ -45,6 +63,7 @@ func startRouter(ctx context.Context, s routerSetup) (r *router.Router, hub *rou
 			s.log.Warn("the router serves no plain HTTP (--router-http-addr off): ACM cannot answer the CA's HTTP-01 challenges")
 		}
 		r = router.New(router.Config{
+			Loops:          s.loops,
 			GetCertificate: s.certs.GetCertificate,
 			ACME:           s.certs.ChallengeHandler(),
 			Log: func(appID, app, line string) {

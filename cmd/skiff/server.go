@@ -62,6 +62,7 @@ type serverConfig struct {
 	rendezvous rendezvousConfig // heroku run (rendezvous.go)
 
 	routerHTTP, routerHTTPS string      // Router: listen addresses ("off": none)
+	routerLoops             string      // Router: event loops for plain HTTP ("", "off" or a number)
 	build                   buildConfig // builds from source
 }
 
@@ -119,6 +120,7 @@ func parseServerFlags(args []string) (*serverConfig, error) {
 	c.rendezvous.flags(fs)
 	str(&c.routerHTTP, "router-http-addr", "SKIFF_ROUTER_HTTP_ADDR", "127.0.0.1:8080", "address the router serves apps on over HTTP (off: none)")
 	str(&c.routerHTTPS, "router-https-addr", "SKIFF_ROUTER_HTTPS_ADDR", "127.0.0.1:8443", "address the router serves apps on over HTTPS (off: none)")
+	str(&c.routerLoops, "router-loops", "SKIFF_ROUTER_LOOPS", "", "event loops serving plain HTTP keep-alive (Linux): a number, empty for one per CPU, off for a goroutine per connection")
 	buildFlags(fs, &c.build)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: skiff server [flags]\n\nRuns the Skiff API with embedded defaults (SQLite under --data-dir).\n\nFlags:\n")
@@ -246,7 +248,12 @@ func runServer(args []string) error {
 	}
 
 	// Router.
-	rtr, hub, stopRouter, err := startRouter(ctx, routerSetup{httpAddr: cfg.routerHTTP, httpsAddr: cfg.routerHTTPS,
+	loops, err := parseLoops(cfg.routerLoops)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("--router-loops: %w", err)
+	}
+	rtr, hub, stopRouter, err := startRouter(ctx, routerSetup{httpAddr: cfg.routerHTTP, httpsAddr: cfg.routerHTTPS, loops: loops,
 		baseDomain: cfg.baseDomain, platform: p, bus: bus, dynos: dynos, logs: logs, certs: certMgr,
 		domains: p.Hostnames, log: log})
 	if err != nil {
