@@ -678,7 +678,11 @@ func TestLargeBodies(t *testing.T) {
 		w.Header().Set("Content-Length", fmt.Sprint(size))
 		io.Copy(w, io.LimitReader(zeros{}, size))
 	})
-	h := start(t, fastConfig(), app("alpha", a))
+	// 32 MB each way under -race on a busy machine may pause longer than
+	// fastConfig's timeouts: this test is about the bytes, not timeouts.
+	cfg := fastConfig()
+	cfg.Idle, cfg.FirstByte = 10*time.Second, 10*time.Second
+	h := start(t, cfg, app("alpha", a))
 	res, body := get(t, h, "alpha.skiff.test", "/")
 	if res.StatusCode != 200 || len(body) != size {
 		t.Fatalf("download: %d, %d bytes", res.StatusCode, len(body))
