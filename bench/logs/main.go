@@ -282,18 +282,9 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	accepted := time.Since(start)
-	// Committed: every line stored (or counted as dropped by the queue).
-	var after map[string]float64
-	for {
-		if after, err = scrape(metricsAddr); err != nil {
-			return err
-		}
-		in := after["skiff_logplex_lines_in_total"] - before["skiff_logplex_lines_in_total"]
-		done := after["skiff_logplex_lines_stored_total"] - before["skiff_logplex_lines_stored_total"]
-		if in+after["skiff_logplex_dropped_queue_total"]-before["skiff_logplex_dropped_queue_total"] >= float64(o.lines) && done >= in {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
+	after, err := waitCommitted(metricsAddr, before, o.lines)
+	if err != nil {
+		return err
 	}
 	committed := time.Since(start)
 	srvCPU = cpuTime(srv.Pid()) - srvCPU
@@ -344,14 +335,8 @@ func run(ctx context.Context, o options) error {
 		if err := c.ingest(app, o, peerRate); err != nil {
 			return err
 		}
-		for {
-			if final, err = scrape(metricsAddr); err != nil {
-				return err
-			}
-			if final["skiff_logplex_lines_stored_total"]-before["skiff_logplex_lines_stored_total"] >= float64(o.lines) {
-				break
-			}
-			time.Sleep(5 * time.Millisecond)
+		if _, err := waitCommitted(metricsAddr, before, o.lines); err != nil {
+			return err
 		}
 		paced := float64(o.lines) / time.Since(start).Seconds()
 		time.Sleep(2 * time.Second)
@@ -512,6 +497,24 @@ func printDrains(before, after map[string]float64) {
 		if strings.HasPrefix(k, "skiff_drain_lines_delivered_total{") || strings.HasPrefix(k, "skiff_drain_lines_dropped_total{") {
 			fmt.Printf("    %s %.0f\n", regexp.MustCompile(`app_id="[^"]*",`).ReplaceAllString(k, ""), after[k]-before[k])
 		}
+	}
+}
+
+// waitCommitted waits until the server has committed n lines since the
+// scrape before (every line stored, or counted as dropped by the channel's
+// queue) and returns the metrics then.
+func waitCommitted(addr string, before map[string]float64, n int) (map[string]float64, error) {
+	for {
+		after, err := scrape(addr)
+		if err != nil {
+			return nil, err
+		}
+		delta := func(k string) float64 { return after[k] - before[k] }
+		in := delta("skiff_logplex_lines_in_total")
+		if in+delta("skiff_logplex_dropped_queue_total") >= float64(n) && delta("skiff_logplex_lines_stored_total") >= in {
+			return after, nil
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

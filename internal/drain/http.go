@@ -118,7 +118,7 @@ func (s *httpSender) closeAll() {
 }
 
 // httpConns is how many batches an HTTPS drain has in flight at most,
-// each on its own connection (or HTTP/2 stream), as Logplex sends
+// each on its own connection, as Logplex sends
 // concurrently: one sequential connection of ~100 KB POSTs does not keep
 // up with a busy app. Batches may therefore arrive out of order (Logplex
 // does not promise order either; a batch's lines are in order), except

@@ -59,18 +59,12 @@ func AppendStreamFrames(dst []Frame, b []byte, first int) ([]Frame, []byte, erro
 const MaxFrameBytes = maxFrame + 7
 
 func appendFrames(dst []Frame, b []byte, first int, stream bool) ([]Frame, []byte, error) {
-	start := len(dst)
-	if stream {
-		start = -1
-	}
 	body, from := b, len(dst)
 	fail := func(err error) ([]Frame, []byte, error) {
-		if start >= 0 {
-			dst = dst[:start]
-		} else {
-			dst = setMessages(dst, from, body)
+		if stream {
+			return setMessages(dst, from, body), nil, err // taken up to the bad frame
 		}
-		return dst, nil, err
+		return dst[:from], nil, err // a batch is all or nothing
 	}
 	var dyno string // the previous frame's
 	for n := first; len(b) > 0; n++ {

@@ -15,20 +15,19 @@ import (
 // h1 is an HTTP/1.1 client connection and the downstream of its
 // exchanges.
 type h1 struct {
-	r          *Router
-	c          net.Conn
-	br         *bufio.Reader
-	bw         *bufio.Writer
-	x          exchange
-	req        head
-	fixed      fixedReader
-	chunks     chunkedReader
-	http10     bool
-	chunked    bool // the response body is being chunk-encoded
-	closeAfter bool
-	lastW      time.Time
-	rdl        time.Time // the client read deadline last set; zero: unknown
-	hijacked   bool
+	r        *Router
+	c        net.Conn
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	x        exchange
+	req      head
+	fixed    fixedReader
+	chunks   chunkedReader
+	http10   bool
+	chunked  bool // the response body is being chunk-encoded
+	lastW    time.Time
+	rdl      time.Time // the client read deadline last set; zero: unknown
+	hijacked bool
 }
 
 var h1Pool = sync.Pool{New: func() any {
@@ -134,9 +133,6 @@ func (h *h1) serveHead() bool {
 func (h *h1) serveParsed() bool {
 	r := h.r
 	x := &h.x
-	if h.closeAfter {
-		x.keepAlive = false
-	}
 	t := r.tab.Load()
 	if !x.secure && r.cfg.ACME != nil && bytes.HasPrefix(x.path, []byte(acmePrefix)) && h.serveACME() {
 		return false
@@ -209,7 +205,6 @@ func (h *h1) parseRequest() bool {
 	}
 	x.headOnly = string(x.method) == "HEAD"
 	x.keepAlive = !h.http10
-	h.closeAfter = false
 	hosts := 0
 	var cl int64 = -1
 	te := false

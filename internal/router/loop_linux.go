@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -83,9 +84,10 @@ func (c *fdConn) attach() error {
 	return nil
 }
 
-// detach hands the socket to a net.Conn, for a goroutine. The loop has
-// forgotten fd.
+// detach hands the socket to a net.Conn, for a goroutine; the loop
+// forgets it.
 func (c *fdConn) detach() error {
+	c.l.forget(c.fd)
 	unix.EpollCtl(c.l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 	f := os.NewFile(uintptr(c.fd), "")
 	nc, err := net.FileConn(f)
@@ -350,12 +352,10 @@ func newLoop(r *Router) (*evloop, error) {
 		return nil, err
 	}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Fd: int32(efd)}
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, efd, &ev); err != nil {
-		unix.Close(epfd)
-		unix.Close(efd)
-		return nil, err
+	if err = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, efd, &ev); err == nil {
+		err = unix.SetNonblock(epfd, true)
 	}
-	if err := unix.SetNonblock(epfd, true); err != nil {
+	if err != nil {
 		unix.Close(epfd)
 		unix.Close(efd)
 		return nil, err
@@ -393,8 +393,7 @@ func (l *evloop) post(lc *lclient) bool {
 		return false
 	}
 	if len(l.inbox) == 0 {
-		one := [8]byte{1}
-		unix.Write(l.efd, one[:])
+		l.signal()
 	}
 	l.inbox = append(l.inbox, lc)
 	l.mu.Unlock()
@@ -407,9 +406,14 @@ func (l *evloop) wake() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.shut {
-		one := [8]byte{1}
-		unix.Write(l.efd, one[:])
+		l.signal()
 	}
+}
+
+// signal makes the loop's eventfd readable. Called with l.mu held.
+func (l *evloop) signal() {
+	one := [8]byte{1}
+	unix.Write(l.efd, one[:])
 }
 
 // poll returns the events ready now.
@@ -437,6 +441,10 @@ func (l *evloop) run() {
 	}
 	l.pf.SetReadDeadline(tick.Add(100 * time.Millisecond))
 	n := 0
+	// RawConn.Read clears the descriptor's readiness before it calls
+	// ready, so ready polls again rather than trusting the poll before
+	// it: an edge between the two would otherwise be lost until the
+	// deadline. The first poll keeps a busy loop off RawConn.Read.
 	ready := func(uintptr) bool { n = l.poll(); return n > 0 }
 	for {
 		n = l.poll()
@@ -513,12 +521,8 @@ func (l *evloop) event(ev unix.EpollEvent) {
 	if _, err := e.u.br.Peek(1); err == errAgain {
 		return
 	}
-	list := l.idle[e.be]
-	for i, u := range list {
-		if u == e.u {
-			l.idle[e.be] = append(list[:i], list[i+1:]...)
-			break
-		}
+	if list := l.idle[e.be]; slices.Contains(list, e.u) {
+		l.idle[e.be] = slices.DeleteFunc(list, func(u *upConn) bool { return u == e.u })
 	}
 	e.u.discard()
 }
@@ -644,9 +648,6 @@ func (l *evloop) request(lc *lclient) bool {
 		lc.state = stFlush
 		return true
 	}
-	if h.closeAfter {
-		x.keepAlive = false
-	}
 	if x.body != nil || x.upgrade != nil || x.expect || x.expectBad ||
 		r.cfg.ACME != nil && bytes.HasPrefix(x.path, []byte(acmePrefix)) {
 		l.handOff(lc, atParsed, 0)
@@ -711,7 +712,6 @@ func (l *evloop) take(be *backend, now time.Time) *upConn {
 		fc, ok := u.c.(*fdConn)
 		if ok {
 			if err := fc.attach(); err != nil {
-				fc.fd = -1
 				u.discard()
 				continue
 			}
@@ -928,21 +928,16 @@ func (l *evloop) handOff(lc *lclient, at, status int) {
 	x := &h.x
 	l.handed[at].Add(1)
 	delete(l.conns, lc)
-	l.forget(lc.fc.fd)
 	if lc.u != nil {
 		l.unpick(lc)
 	}
 	u, be, rt, t, sent := lc.u, lc.be, lc.rt, lc.t, lc.sent
 	lc.u, lc.be, lc.rt, lc.t = nil, nil, nil, nil
 	if u != nil {
-		fc := u.c.(*fdConn)
-		l.forget(fc.fd)
-		if err := fc.detach(); err != nil {
-			fc.fd = -1
+		if err := u.c.(*fdConn).detach(); err != nil {
 			u.discard()
 			u = nil
-		}
-		if u != nil {
+		} else {
 			u.rdl = time.Time{}
 		}
 	}
@@ -1034,15 +1029,13 @@ func (l *evloop) sweep() {
 	}
 	for be, list := range l.idle {
 		closed := be.pool.isClosed()
-		keep := list[:0]
-		for _, u := range list {
+		keep := slices.DeleteFunc(list, func(u *upConn) bool {
 			if closed || l.now.Sub(u.idle) >= r.cfg.PoolIdle {
 				u.discard()
-			} else {
-				keep = append(keep, u)
+				return true
 			}
-		}
-		clear(list[len(keep):])
+			return false
+		})
 		if len(keep) == 0 {
 			delete(l.idle, be)
 		} else {

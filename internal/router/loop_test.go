@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 // loopsOn says whether this run's routers have event loops.
 func loopsOn() bool { return loopsByDefault && runtime.GOOS == "linux" }
 
-// exchange writes req on c and reads the response (its body as far as it
+// roundTrip writes req on c and reads the response (its body as far as it
 // comes).
 func roundTrip(t *testing.T, c net.Conn, br *bufio.Reader, req string) (*http.Response, string) {
 	t.Helper()
@@ -139,7 +139,7 @@ func TestLoopDynoOutcomes(t *testing.T) {
 			}
 			h.logs.wait(t, `path="/1"`)
 			res, body := roundTrip(t, c, br, "GET /2 HTTP/1.1\r\nHost: alpha.skiff.test\r\n\r\n")
-			if res.StatusCode != tc.status || !strings.Contains(body, tc.body) {
+			if res.StatusCode != tc.status || !strings.Contains(body, tc.body) || tc.body == "" && body != "" {
 				t.Errorf("second request: %d %q, want %d %q", res.StatusCode, body, tc.status, tc.body)
 			}
 			if line := h.logs.wait(t, `path="/2"`); !strings.Contains(line, tc.line) {
@@ -226,8 +226,10 @@ func TestLoopHeadTimeout(t *testing.T) {
 }
 
 func TestLoopClose(t *testing.T) {
+	slow := make(chan struct{})
 	a := dyno(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
+			close(slow)
 			time.Sleep(time.Second)
 		}
 		io.WriteString(w, "ok")
@@ -257,13 +259,15 @@ func TestLoopClose(t *testing.T) {
 		conns = append(conns, c)
 		br := bufio.NewReader(c)
 		for range 3 {
-			roundTrip(t, c, br, "GET / HTTP/1.1\r\nHost: alpha.skiff.test\r\n\r\n")
+			if res, body := roundTrip(t, c, br, "GET / HTTP/1.1\r\nHost: alpha.skiff.test\r\n\r\n"); res.StatusCode != 200 || body != "ok" {
+				t.Fatalf("connection %d: %d %q", i, res.StatusCode, body)
+			}
 		}
 		if i == 5 {
 			io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: alpha.skiff.test\r\n\r\n") // in flight at Close
 		}
 	}
-	time.Sleep(100 * time.Millisecond)
+	<-slow // in flight at the dyno
 	r.Close()
 	if err := <-served; err != errClosed {
 		t.Errorf("Serve: %v", err)
