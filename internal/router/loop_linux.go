@@ -295,7 +295,7 @@ type evloop struct {
 	now    time.Time
 	ents   []ent // by descriptor
 	conns  map[*lclient]struct{}
-	idle   map[*backend][]*upConn
+	idle   map[*backend]*idleConns
 	events []unix.EpollEvent
 	posted []*lclient // to step again after the next poll: a long body yields
 
@@ -361,7 +361,7 @@ func newLoop(r *Router) (*evloop, error) {
 		return nil, err
 	}
 	return &evloop{r: r, epfd: epfd, pf: os.NewFile(uintptr(epfd), "epoll"), efd: efd, conns: map[*lclient]struct{}{},
-		idle: map[*backend][]*upConn{}, events: make([]unix.EpollEvent, 256)}, nil
+		idle: map[*backend]*idleConns{}, events: make([]unix.EpollEvent, 256)}, nil
 }
 
 // dispatch gives an accepted plain-HTTP connection to a loop; false
@@ -521,8 +521,8 @@ func (l *evloop) event(ev unix.EpollEvent) {
 	if _, err := e.u.br.Peek(1); err == errAgain {
 		return
 	}
-	if list := l.idle[e.be]; slices.Contains(list, e.u) {
-		l.idle[e.be] = slices.DeleteFunc(list, func(u *upConn) bool { return u == e.u })
+	if s := l.idle[e.be]; s != nil {
+		*s = slices.DeleteFunc(*s, func(u *upConn) bool { return u == e.u })
 	}
 	e.u.discard()
 }
@@ -692,18 +692,11 @@ func (l *evloop) request(lc *lclient) bool {
 // take returns an idle connection to be: the loop's own, else one from
 // the shared pool, moved into the loop.
 func (l *evloop) take(be *backend, now time.Time) *upConn {
-	list := l.idle[be]
-	for len(list) > 0 {
-		u := list[len(list)-1]
-		list[len(list)-1] = nil
-		list = list[:len(list)-1]
-		if now.Sub(u.idle) < l.r.cfg.PoolIdle {
-			l.idle[be] = list
+	if s := l.idle[be]; s != nil {
+		if u := s.get(now, l.r.cfg.PoolIdle); u != nil {
 			return u
 		}
-		u.discard()
 	}
-	l.idle[be] = list
 	for {
 		u := be.pool.get(now)
 		if u == nil {
@@ -857,13 +850,21 @@ func (l *evloop) release(lc *lclient, ok bool) {
 	lc.u = nil
 	x := &lc.h.x
 	x.now = l.now
-	if ok && lc.upKeep && u.br.Buffered() == 0 && len(l.idle[be]) < maxIdlePerBackend {
-		u.idle = l.now
+	if ok && lc.upKeep && u.br.Buffered() == 0 && l.idleOf(be).put(u, l.now) {
 		u.reused = true
-		l.idle[be] = append(l.idle[be], u)
 		return
 	}
 	u.discard()
+}
+
+// idleOf is the loop's stack of be's idle connections.
+func (l *evloop) idleOf(be *backend) *idleConns {
+	s := l.idle[be]
+	if s == nil {
+		s = new(idleConns)
+		l.idle[be] = s
+	}
+	return s
 }
 
 // flushed sends the rest of the response; once the client has it all
@@ -1027,19 +1028,17 @@ func (l *evloop) sweep() {
 			l.closeClient(lc)
 		}
 	}
-	for be, list := range l.idle {
+	for be, s := range l.idle {
 		closed := be.pool.isClosed()
-		keep := slices.DeleteFunc(list, func(u *upConn) bool {
+		*s = slices.DeleteFunc(*s, func(u *upConn) bool {
 			if closed || l.now.Sub(u.idle) >= r.cfg.PoolIdle {
 				u.discard()
 				return true
 			}
 			return false
 		})
-		if len(keep) == 0 {
-			delete(l.idle, be)
-		} else {
-			l.idle[be] = keep
+		if len(*s) == 0 {
+			delete(l.idle, be) // a backend gone for good leaves no entry
 		}
 	}
 }
@@ -1058,8 +1057,8 @@ func (l *evloop) shutdown() {
 	for lc := range l.conns {
 		l.closeClient(lc)
 	}
-	for be, list := range l.idle {
-		for _, u := range list {
+	for be, s := range l.idle {
+		for _, u := range *s {
 			u.discard()
 		}
 		delete(l.idle, be)

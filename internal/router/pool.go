@@ -17,43 +17,63 @@ type upConn struct {
 	rdl    time.Time // the read deadline last set; zero: unknown
 }
 
-// pool holds a backend's idle connections, most recently used first.
-type pool struct {
-	mu          sync.Mutex
-	idle        []*upConn
-	closed      bool
-	idleTimeout time.Duration
-}
+// idleConns is a stack of a backend's idle connections, the most
+// recently used last: the pool's (under its mutex) and each event loop's.
+type idleConns []*upConn
 
 const maxIdlePerBackend = 512
 
-func (p *pool) get(now time.Time) *upConn {
-	p.mu.Lock()
-	for n := len(p.idle); n > 0; n = len(p.idle) {
-		u := p.idle[n-1]
-		p.idle[n-1] = nil
-		p.idle = p.idle[:n-1]
-		if now.Sub(u.idle) < p.idleTimeout {
-			p.mu.Unlock()
-			u.reused = true
+// get pops the most recently used connection idle for less than ttl,
+// discarding the older ones it passes on the way; nil if none.
+func (s *idleConns) get(now time.Time, ttl time.Duration) *upConn {
+	for n := len(*s); n > 0; n = len(*s) {
+		u := (*s)[n-1]
+		(*s)[n-1] = nil
+		*s = (*s)[:n-1]
+		if now.Sub(u.idle) < ttl {
 			return u
 		}
 		u.discard()
 	}
-	p.mu.Unlock()
 	return nil
 }
 
-func (p *pool) put(u *upConn, now time.Time) {
-	u.idle = now
-	p.mu.Lock()
-	if p.closed || len(p.idle) >= maxIdlePerBackend {
-		p.mu.Unlock()
-		u.discard()
-		return
+// put pushes u, idle since now, unless the stack is full: then it is the
+// caller's to discard.
+func (s *idleConns) put(u *upConn, now time.Time) bool {
+	if len(*s) >= maxIdlePerBackend {
+		return false
 	}
-	p.idle = append(p.idle, u)
+	u.idle = now
+	*s = append(*s, u)
+	return true
+}
+
+// pool holds a backend's idle connections for the goroutine path.
+type pool struct {
+	mu          sync.Mutex
+	idle        idleConns
+	closed      bool
+	idleTimeout time.Duration
+}
+
+func (p *pool) get(now time.Time) *upConn {
+	p.mu.Lock()
+	u := p.idle.get(now, p.idleTimeout)
 	p.mu.Unlock()
+	if u != nil {
+		u.reused = true
+	}
+	return u
+}
+
+func (p *pool) put(u *upConn, now time.Time) {
+	p.mu.Lock()
+	ok := !p.closed && p.idle.put(u, now)
+	p.mu.Unlock()
+	if !ok {
+		u.discard()
+	}
 }
 
 func (p *pool) isClosed() bool {

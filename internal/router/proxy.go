@@ -425,27 +425,20 @@ func pick(rt *route, tried []*backend, now int64) *backend {
 
 // forwardTo sends the request to one dyno. retry says the connection
 // could not be made (err is H19 or H21) and another dyno may be tried.
-// With u0 set, the request was written on u0 at now: its answer is read.
+// With u0 set, an event loop wrote the request on u0 at now: its answer
+// is read.
 func (x *exchange) forwardTo(be *backend, now time.Time, u0 *upConn) (retry bool, err *hcode) {
 	r := x.r
 	replays := 0
 	for {
-		var u *upConn
-		if u0 != nil {
-			u, u0 = u0, nil
-			u.reused = false
-			u.rdl = setDeadlineLazily(u.c, u.rdl, now.Add(r.cfg.FirstByte), r.cfg.FirstByte)
-			if !x.receive(be, u, now, true, true, nil, nil) {
-				return false, nil
-			}
-			replays++
-			now = r.cfg.Now()
-			continue
-		}
-		if replays == 0 { // a replay dials: the other pooled connections may be dead too
+		u, written := u0, u0 != nil
+		u0 = nil
+		if u == nil && replays == 0 { // a replay dials: the other pooled connections may be dead too
 			u = be.pool.get(now)
 		}
-		if u == nil {
+		switch {
+		case written: // the loop set connect and dyno
+		case u == nil:
 			t0 := now
 			c, derr := net.DialTimeout("tcp", be.addr, r.cfg.ConnectTimeout)
 			now = r.cfg.Now()
@@ -460,13 +453,12 @@ func (x *exchange) forwardTo(be *backend, now time.Time, u0 *upConn) (retry bool
 				return true, h21
 			}
 			u = newUpConn(c)
-		} else {
+		default:
 			x.connected = true
 			x.connect = 0
 		}
 		x.dyno = be.name
-		again := x.exchangeWith(be, u, now)
-		if !again {
+		if !x.exchangeWith(be, u, now, written) {
 			return false, nil
 		}
 		// The connection died before any response byte and the request can
@@ -481,13 +473,18 @@ func (x *exchange) forwardTo(be *backend, now time.Time, u0 *upConn) (retry bool
 	}
 }
 
-// exchangeWith writes the request on u and relays the response. It
-// returns true when a reused connection failed harmlessly and the request
-// should be sent again on a new one.
-func (x *exchange) exchangeWith(be *backend, u *upConn, sent time.Time) bool {
+// exchangeWith writes the request on u (unless written: an event loop
+// did, without a body) and relays the response. It returns true when a
+// reused connection failed harmlessly and the request should be sent
+// again on a new one.
+func (x *exchange) exchangeWith(be *backend, u *upConn, sent time.Time, written bool) bool {
 	r := x.r
 	reused := u.reused
 	u.reused = false
+	if written {
+		u.rdl = setDeadlineLazily(u.c, u.rdl, sent.Add(r.cfg.FirstByte), r.cfg.FirstByte)
+		return x.receive(be, u, sent, reused, true, nil, nil)
+	}
 	x.writeRequestHead(u.bw)
 	var werr error
 	var bodyDone chan bodyResult
