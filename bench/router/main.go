@@ -32,7 +32,11 @@ import (
 
 const host = "app.bench.test"
 
-var skiffProcs int
+var (
+	skiffProcs int
+	skiffB     string
+	balances   []string
+)
 
 func main() {
 	backend := flag.String("backend", "", "internal: run one backend on this address")
@@ -40,12 +44,15 @@ func main() {
 	conns := flag.Int("connections", 64, "wrk connections")
 	threads := flag.Int("threads", 2, "wrk threads")
 	skiff := flag.String("skiff", "", "skiff binary (default: build ./cmd/skiff)")
-	only := flag.String("only", "", "comma-separated subset of: direct,nginx,haproxy,haproxy-log,caddy,skiff,skiff-p2c")
+	flag.StringVar(&skiffB, "skiff-b", "", "a second skiff binary, run as the proxies skiff-b and skiff-b-p2c (to compare two builds in the same run)")
+	only := flag.String("only", "", "comma-separated subset of: direct,nginx,haproxy,haproxy-log,caddy,skiff,skiff-b, each also as name-p2c")
+	balance := flag.String("balance", "random,p2c", "the balances each proxy runs with: random, p2c or both")
 	scen := flag.String("scenarios", "http,https,https-new", "comma-separated scenarios")
 	keep := flag.Bool("keep", false, "keep the temporary directory (configs, logs)")
 	flag.IntVar(&skiffProcs, "skiff-procs", 0, "GOMAXPROCS for skiff router (0: Go's default, the number of cores)")
 	rounds := flag.Int("rounds", 3, "rounds per scenario; the proxies take turns in each round and the median round is reported")
 	flag.Parse()
+	balances = strings.Split(*balance, ",")
 	if *backend != "" {
 		runBackend(*backend)
 		return
@@ -132,6 +139,7 @@ func waitPort(port int) error {
 
 type target struct {
 	name        string
+	p2c         bool // power-of-two-choices balance, else random
 	http, https int
 	procs       []*proc
 }
@@ -158,7 +166,7 @@ func run(d time.Duration, conns, threads, rounds int, skiffBin, only, scen strin
 	}
 	// Four backends, each its own process.
 	var backends []string
-	var all []*proc
+	var all, backendProcs []*proc
 	defer func() {
 		for _, p := range all {
 			p.stop()
@@ -171,6 +179,7 @@ func run(d time.Duration, conns, threads, rounds int, skiffBin, only, scen strin
 			return err
 		}
 		all = append(all, p)
+		backendProcs = append(backendProcs, p)
 		if err := waitPort(port); err != nil {
 			return err
 		}
@@ -191,23 +200,47 @@ func run(d time.Duration, conns, threads, rounds int, skiffBin, only, scen strin
 	if use("direct") {
 		targets = append(targets, &target{name: "direct", http: portOf(backends[0])})
 	}
-	type starter func(t *target) error
+	// Each proxy runs twice: with random balance (nginx's "random",
+	// HAProxy's "random(1)", Caddy's "random", Skiff's default) and, as
+	// name-p2c, with power-of-two-choices on in-flight requests (nginx's
+	// "random two least_conn", HAProxy's "random(2)", which is also what
+	// HAProxy's plain "random" means, Caddy's "random_choose 2", Skiff's
+	// "p2c"). Each is compared with the nginx of the same balance.
+	type starter func(t *target, p2c bool) error
+	var list []struct {
+		name string
+		p2c  bool
+		fn   starter
+	}
 	for _, s := range []struct {
 		name string
 		fn   starter
 	}{
-		{"nginx", func(t *target) error { return startNginx(dir, t, backends, certFile, keyFile) }},
-		{"haproxy", func(t *target) error { return startHAProxy(dir, t, backends, combined, false) }},
-		{"haproxy-log", func(t *target) error { return startHAProxy(dir, t, backends, combined, true) }},
-		{"caddy", func(t *target) error { return startCaddy(dir, t, backends, certFile, keyFile) }},
-		{"skiff", func(t *target) error { return startSkiff(dir, t, skiffBin, backends, certFile, keyFile, "random") }},
-		{"skiff-p2c", func(t *target) error { return startSkiff(dir, t, skiffBin, backends, certFile, keyFile, "p2c") }},
+		{"nginx", func(t *target, p2c bool) error { return startNginx(dir, t, backends, certFile, keyFile, p2c) }},
+		{"haproxy", func(t *target, p2c bool) error { return startHAProxy(dir, t, backends, combined, false, p2c) }},
+		{"haproxy-log", func(t *target, p2c bool) error { return startHAProxy(dir, t, backends, combined, true, p2c) }},
+		{"caddy", func(t *target, p2c bool) error { return startCaddy(dir, t, backends, certFile, keyFile, p2c) }},
+		{"skiff", func(t *target, p2c bool) error { return startSkiff(dir, t, skiffBin, backends, certFile, keyFile, p2c) }},
+		{"skiff-b", func(t *target, p2c bool) error { return startSkiff(dir, t, skiffB, backends, certFile, keyFile, p2c) }},
 	} {
-		if !use(s.name) {
+		for _, b := range balances {
+			n := s.name
+			if b == "p2c" {
+				n += "-p2c"
+			}
+			list = append(list, struct {
+				name string
+				p2c  bool
+				fn   starter
+			}{n, b == "p2c", s.fn})
+		}
+	}
+	for _, s := range list {
+		if !use(s.name) || strings.HasPrefix(s.name, "skiff-b") && skiffB == "" {
 			continue
 		}
-		t := &target{name: s.name, http: freePort(), https: freePort()}
-		if err := s.fn(t); err != nil {
+		t := &target{name: s.name, p2c: s.p2c, http: freePort(), https: freePort()}
+		if err := s.fn(t, s.p2c); err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
 		all = append(all, t.procs...)
@@ -251,16 +284,23 @@ func run(d time.Duration, conns, threads, rounds int, skiffBin, only, scen strin
 					exec.Command("wrk", append(append([]string{}, args[:4]...), "-d", "2s", "-H", "Host: "+host, url)...).Run()
 					order = append(order, t.name)
 				}
-				cpu0 := t.cpu()
-				out, err := exec.Command("wrk", append(args, url)...).CombinedOutput()
+				cpu0, back0, idle0 := t.cpu(), cpuOf(backendProcs), idleTime()
+				wrk := exec.Command("wrk", append(args, url)...)
+				out, err := wrk.CombinedOutput()
 				if err != nil {
 					return fmt.Errorf("wrk %s %s: %v\n%s", t.name, sc, err, out)
 				}
 				res := parseWrk(string(out))
 				res.name = t.name
-				if reqs := res.rps * d.Seconds(); reqs > 0 && t.name != "direct" {
-					res.cpuPerReq = time.Duration(float64(t.cpu()-cpu0) / reqs)
+				if reqs := res.rps * d.Seconds(); reqs > 0 {
+					if t.name != "direct" {
+						res.cpuPerReq = time.Duration(float64(t.cpu()-cpu0) / reqs)
+					}
+					res.backendPerReq = time.Duration(float64(cpuOf(backendProcs)-back0) / reqs)
+					ps := wrk.ProcessState
+					res.wrkPerReq = time.Duration(float64(ps.UserTime()+ps.SystemTime()) / reqs)
 				}
+				res.idle = float64(idleTime()-idle0) / float64(time.Duration(runtime.NumCPU())*d)
 				runs[t.name] = append(runs[t.name], res)
 			}
 		}
@@ -290,9 +330,13 @@ func median(rs []result) result {
 // cpu is the CPU time (user + system) used so far by the target's
 // processes: every process in their process groups (nginx's workers,
 // too).
-func (t *target) cpu() time.Duration {
+func (t *target) cpu() time.Duration { return cpuOf(t.procs) }
+
+// cpuOf is the CPU time (user + system) used so far by every process in
+// the process groups of procs.
+func cpuOf(procs []*proc) time.Duration {
 	groups := map[int]bool{}
-	for _, p := range t.procs {
+	for _, p := range procs {
 		if p.cmd != nil && p.cmd.Process != nil {
 			groups[p.cmd.Process.Pid] = true
 		}
@@ -323,6 +367,23 @@ func (t *target) cpu() time.Duration {
 	return time.Duration(ticks) * time.Second / 100 // USER_HZ
 }
 
+// idleTime is the machine's idle CPU time so far, all CPUs (the idle and
+// iowait columns of /proc/stat's first line).
+func idleTime() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 6 {
+		return 0
+	}
+	idle, _ := strconv.ParseInt(f[4], 10, 64)
+	iowait, _ := strconv.ParseInt(f[5], 10, 64)
+	return time.Duration(idle+iowait) * time.Second / 100 // USER_HZ
+}
+
 func portOf(addr string) int {
 	_, p, _ := net.SplitHostPort(addr)
 	n, _ := strconv.Atoi(p)
@@ -349,6 +410,9 @@ type result struct {
 	name          string
 	rps           float64
 	cpuPerReq     time.Duration // proxy CPU time (user+system, all its processes) per request
+	backendPerReq time.Duration // the four backends' CPU time per request
+	wrkPerReq     time.Duration // wrk's CPU time per request
+	idle          float64       // share of the machine's CPU time left idle during the run
 	p50, p99      time.Duration
 	errors, non2x int
 }
@@ -387,15 +451,29 @@ func parseWrk(out string) result {
 	return r
 }
 
+// printResults prints one scenario's table: the random-balance proxies
+// first, then the p2c ones, each compared with the nginx of its balance.
 func printResults(sc string, rs []result) {
-	var ref *result
+	p2c := func(r result) bool { return strings.HasSuffix(r.name, "-p2c") }
+	rs = slices.Clone(rs)
+	slices.SortStableFunc(rs, func(a, b result) int {
+		switch {
+		case p2c(a) == p2c(b):
+			return 0
+		case p2c(a):
+			return 1
+		}
+		return -1
+	})
+	refs := map[bool]*result{}
 	for i := range rs {
-		if rs[i].name == "nginx" {
-			ref = &rs[i]
+		if rs[i].name == "nginx" || rs[i].name == "nginx-p2c" {
+			refs[p2c(rs[i])] = &rs[i]
 		}
 	}
-	fmt.Printf("\n## %s\n\n| proxy | requests/s | p50 | p99 | ×nginx req/s | ×nginx p99 | proxy CPU/request | ×nginx CPU | errors |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n", sc)
+	fmt.Printf("\n## %s\n\n| proxy | requests/s | p50 | p99 | ×nginx req/s | ×nginx p99 | proxy CPU/request | ×nginx CPU | backends CPU/request | wrk CPU/request | idle | errors |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n", sc)
 	for _, r := range rs {
+		ref := refs[p2c(r)]
 		ratio, pr, cr := "", "", ""
 		if ref != nil && ref.rps > 0 {
 			ratio = fmt.Sprintf("%.2f", r.rps/ref.rps)
@@ -408,7 +486,8 @@ func printResults(sc string, rs []result) {
 		if r.cpuPerReq > 0 {
 			cpu = fmt.Sprintf("%.1fµs", float64(r.cpuPerReq)/1e3)
 		}
-		fmt.Printf("| %s | %.0f | %s | %s | %s | %s | %s | %s | %d |\n", r.name, r.rps, r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), ratio, pr, cpu, cr, r.errors+r.non2x)
+		fmt.Printf("| %s | %.0f | %s | %s | %s | %s | %s | %s | %.1fµs | %.1fµs | %.0f%% | %d |\n", r.name, r.rps, r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), ratio, pr, cpu, cr,
+			float64(r.backendPerReq)/1e3, float64(r.wrkPerReq)/1e3, 100*r.idle, r.errors+r.non2x)
 	}
 }
 
@@ -440,8 +519,12 @@ func writeCert(dir string) (certFile, keyFile, combined string, err error) {
 	return
 }
 
-func startNginx(dir string, t *target, backends []string, cert, key string) error {
-	d := filepath.Join(dir, "nginx")
+func startNginx(dir string, t *target, backends []string, cert, key string, p2c bool) error {
+	d := filepath.Join(dir, t.name)
+	balance := "random"
+	if p2c {
+		balance = "random two least_conn"
+	}
 	os.MkdirAll(d, 0o755)
 	var ups strings.Builder
 	for _, b := range backends {
@@ -457,7 +540,7 @@ http {
   fastcgi_temp_path %[1]s/fcgi; uwsgi_temp_path %[1]s/uwsgi; scgi_temp_path %[1]s/scgi;
   keepalive_requests 1000000;
   upstream app {
-    random;
+    %[8]s;
 %[2]s    keepalive 128;
   }
   server {
@@ -475,16 +558,19 @@ http {
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       proxy_set_header X-Forwarded-Proto $scheme;
       proxy_set_header X-Request-Id $request_id;
+      proxy_set_header X-Forwarded-Port $server_port;
+      proxy_set_header X-Request-Start $msec;
+      proxy_set_header Via "1.1 nginx";
       proxy_buffering off;
     }
   }
 }
-`, d, ups.String(), t.http, t.https, cert, key, host)
+`, d, ups.String(), t.http, t.https, cert, key, host, balance)
 	cf := filepath.Join(d, "nginx.conf")
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		return err
 	}
-	p, err := start(dir, "nginx", "nginx", "-p", d, "-c", cf, "-g", "daemon off;")
+	p, err := start(dir, t.name, "nginx", "-p", d, "-c", cf, "-g", "daemon off;")
 	t.procs = append(t.procs, p)
 	return err
 }
@@ -494,7 +580,13 @@ http {
 // for each (HTTP log format, into an in-memory ring, HAProxy's buffered
 // log that needs no syslog daemon) and the request id and forwarded-proto
 // headers.
-func startHAProxy(dir string, t *target, backends []string, combined string, logged bool) error {
+func startHAProxy(dir string, t *target, backends []string, combined string, logged, p2c bool) error {
+	// HAProxy's "random" is random(2), power-of-two-choices; random(1)
+	// is the plain random balance.
+	balance := "random(1)"
+	if p2c {
+		balance = "random(2)"
+	}
 	var srv strings.Builder
 	for i, b := range backends {
 		fmt.Fprintf(&srv, "  server s%d %s\n", i, b)
@@ -504,7 +596,7 @@ func startHAProxy(dir string, t *target, backends []string, combined string, log
 		ring = "ring logs\n  format rfc5424\n  maxlen 2048\n  size 4194304\n"
 		global = "  log ring@logs local0\n"
 		defaults = "  log global\n  option httplog\n"
-		fe = "  unique-id-format %{+X}o\\ %ci:%cp_%fi:%fp_%Ts_%rt:%pid\n  http-request set-header X-Request-Id %[unique-id]\n  http-request set-header X-Forwarded-Proto http if !{ ssl_fc }\n  http-request set-header X-Forwarded-Proto https if { ssl_fc }\n"
+		fe = "  unique-id-format %{+X}o\\ %ci:%cp_%fi:%fp_%Ts_%rt:%pid\n  http-request set-header X-Request-Id %[unique-id]\n  http-request set-header X-Forwarded-Proto http if !{ ssl_fc }\n  http-request set-header X-Forwarded-Proto https if { ssl_fc }\n  http-request set-header X-Forwarded-Port %[dst_port]\n  http-request set-header X-Request-Start %[date(0,ms)]\n  http-request set-header Via \"1.1 haproxy\"\n"
 	}
 	conf := fmt.Sprintf(`%sglobal
   maxconn 8000
@@ -521,9 +613,9 @@ func startHAProxy(dir string, t *target, backends []string, combined string, log
   option forwardfor
 %s  use_backend app if { hdr(host) -i %s }
 backend app
-  balance random
+  balance %s
   http-reuse always
-%s`, ring, global, defaults, t.http, t.https, combined, fe, host, srv.String())
+%s`, ring, global, defaults, t.http, t.https, combined, fe, host, balance, srv.String())
 	cf := filepath.Join(dir, t.name+".cfg")
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		return err
@@ -533,7 +625,11 @@ backend app
 	return err
 }
 
-func startCaddy(dir string, t *target, backends []string, cert, key string) error {
+func startCaddy(dir string, t *target, backends []string, cert, key string, p2c bool) error {
+	balance := "random"
+	if p2c {
+		balance = "random_choose 2"
+	}
 	conf := fmt.Sprintf(`{
   admin off
   auto_https off
@@ -542,27 +638,31 @@ func startCaddy(dir string, t *target, backends []string, cert, key string) erro
 }
 http://%[3]s:%[1]d {
   reverse_proxy %[4]s {
-    lb_policy random
+    lb_policy %[7]s
   }
 }
 https://%[3]s:%[2]d, https://localhost:%[2]d {
   tls %[5]s %[6]s
   @app host %[3]s
   reverse_proxy @app %[4]s {
-    lb_policy random
+    lb_policy %[7]s
   }
 }
-`, t.http, t.https, host, strings.Join(backends, " "), cert, key)
-	cf := filepath.Join(dir, "Caddyfile")
+`, t.http, t.https, host, strings.Join(backends, " "), cert, key, balance)
+	cf := filepath.Join(dir, t.name+".Caddyfile")
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		return err
 	}
-	p, err := start(dir, "caddy", "caddy", "run", "--adapter", "caddyfile", "--config", cf)
+	p, err := start(dir, t.name, "caddy", "run", "--adapter", "caddyfile", "--config", cf)
 	t.procs = append(t.procs, p)
 	return err
 }
 
-func startSkiff(dir string, t *target, bin string, backends []string, cert, key, balance string) error {
+func startSkiff(dir string, t *target, bin string, backends []string, cert, key string, p2c bool) error {
+	balance := "random"
+	if p2c {
+		balance = "p2c"
+	}
 	type be struct {
 		Name string `json:"name"`
 		Addr string `json:"addr"`
@@ -576,13 +676,13 @@ func startSkiff(dir string, t *target, bin string, backends []string, cert, key,
 		"certificates": []any{map[string]string{"cert": cert, "key": key}},
 	}
 	b, _ := json.MarshalIndent(table, "", "  ")
-	tf := filepath.Join(dir, "table-"+balance+".json")
+	tf := filepath.Join(dir, "table-"+t.name+".json")
 	if err := os.WriteFile(tf, b, 0o644); err != nil {
 		return err
 	}
 	mport := freePort()
 	// Router log lines go to a file, as they would to logplex; metrics on.
-	p, err := start(dir, "skiff-"+balance, bin, "router", "--table", tf,
+	p, err := start(dir, t.name, bin, "router", "--table", tf,
 		"--http-addr", fmt.Sprintf("127.0.0.1:%d", t.http), "--https-addr", fmt.Sprintf("127.0.0.1:%d", t.https),
 		"--metrics-addr", fmt.Sprintf("127.0.0.1:%d", mport))
 	t.procs = append(t.procs, p)
