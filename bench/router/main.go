@@ -253,7 +253,7 @@ func run(d time.Duration, conns, threads, rounds int, skiffBin, only, scen strin
 	}
 	fmt.Printf("# bench/router: %d cores (%s), wrk -t%d -c%d -d%s, 4 Go backends, body 13 bytes; machine shared with other work\n",
 		runtime.NumCPU(), runtime.GOARCH, threads, conns, d)
-	fmt.Printf("# %d interleaved rounds per scenario, median reported\n", rounds)
+	fmt.Printf("# %d interleaved rounds per scenario: the median round is shown; a ratio is the median of the rounds' ratios to the nginx of the same balance\n", rounds)
 	for _, sc := range strings.Split(scen, ",") {
 		runs := map[string][]result{}
 		var order []string
@@ -306,11 +306,54 @@ func run(d time.Duration, conns, threads, rounds int, skiffBin, only, scen strin
 		}
 		var results []result
 		for _, n := range order {
-			results = append(results, median(runs[n]))
+			m := median(runs[n])
+			m.ratios = pairedRatios(runs[n], runs[refOf(n)])
+			results = append(results, m)
 		}
 		printResults(sc, results)
 	}
 	return nil
+}
+
+// refOf is the proxy a proxy is compared with: the nginx of its balance.
+func refOf(name string) string {
+	if strings.HasSuffix(name, "-p2c") {
+		return "nginx-p2c"
+	}
+	return "nginx"
+}
+
+// pairedRatios compares rs with ref round by round (the two ran a few
+// seconds apart, under the same load from elsewhere) and returns the
+// median of each ratio: requests/s, p99, CPU per request. Zero where
+// there is no reference.
+func pairedRatios(rs, ref []result) [3]float64 {
+	var out [3]float64
+	if len(ref) != len(rs) || len(rs) == 0 {
+		return out
+	}
+	for k := range out {
+		var rr []float64
+		for i := range rs {
+			var a, b float64
+			switch k {
+			case 0:
+				a, b = rs[i].rps, ref[i].rps
+			case 1:
+				a, b = float64(rs[i].p99), float64(ref[i].p99)
+			case 2:
+				a, b = float64(rs[i].cpuPerReq), float64(ref[i].cpuPerReq)
+			}
+			if a > 0 && b > 0 {
+				rr = append(rr, a/b)
+			}
+		}
+		if len(rr) > 0 {
+			slices.Sort(rr)
+			out[k] = rr[len(rr)/2]
+		}
+	}
+	return out
 }
 
 // median is the run with the median throughput (its latencies with it),
@@ -413,6 +456,7 @@ type result struct {
 	backendPerReq time.Duration // the four backends' CPU time per request
 	wrkPerReq     time.Duration // wrk's CPU time per request
 	idle          float64       // share of the machine's CPU time left idle during the run
+	ratios        [3]float64    // medians of the rounds' ratios to the reference: requests/s, p99, CPU per request
 	p50, p99      time.Duration
 	errors, non2x int
 }
@@ -465,23 +509,15 @@ func printResults(sc string, rs []result) {
 		}
 		return -1
 	})
-	refs := map[bool]*result{}
-	for i := range rs {
-		if rs[i].name == "nginx" || rs[i].name == "nginx-p2c" {
-			refs[p2c(rs[i])] = &rs[i]
-		}
-	}
 	fmt.Printf("\n## %s\n\n| proxy | requests/s | p50 | p99 | ×nginx req/s | ×nginx p99 | proxy CPU/request | ×nginx CPU | backends CPU/request | wrk CPU/request | idle | errors |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n", sc)
 	for _, r := range rs {
-		ref := refs[p2c(r)]
-		ratio, pr, cr := "", "", ""
-		if ref != nil && ref.rps > 0 {
-			ratio = fmt.Sprintf("%.2f", r.rps/ref.rps)
-			pr = fmt.Sprintf("%.2f", float64(r.p99)/float64(ref.p99))
-			if ref.cpuPerReq > 0 && r.cpuPerReq > 0 {
-				cr = fmt.Sprintf("%.2f", float64(r.cpuPerReq)/float64(ref.cpuPerReq))
+		var rt [3]string
+		for k, v := range r.ratios {
+			if v > 0 {
+				rt[k] = fmt.Sprintf("%.2f", v)
 			}
 		}
+		ratio, pr, cr := rt[0], rt[1], rt[2]
 		cpu := "–"
 		if r.cpuPerReq > 0 {
 			cpu = fmt.Sprintf("%.1fµs", float64(r.cpuPerReq)/1e3)
