@@ -207,32 +207,26 @@ func run(d time.Duration, conns, threads, rounds int, skiffBin, only, scen strin
 	// HAProxy's plain "random" means, Caddy's "random_choose 2", Skiff's
 	// "p2c"). Each is compared with the nginx of the same balance.
 	type starter func(t *target, p2c bool) error
-	var list []struct {
+	type proxy struct {
 		name string
 		p2c  bool
 		fn   starter
 	}
-	for _, s := range []struct {
-		name string
-		fn   starter
-	}{
-		{"nginx", func(t *target, p2c bool) error { return startNginx(dir, t, backends, certFile, keyFile, p2c) }},
-		{"haproxy", func(t *target, p2c bool) error { return startHAProxy(dir, t, backends, combined, false, p2c) }},
-		{"haproxy-log", func(t *target, p2c bool) error { return startHAProxy(dir, t, backends, combined, true, p2c) }},
-		{"caddy", func(t *target, p2c bool) error { return startCaddy(dir, t, backends, certFile, keyFile, p2c) }},
-		{"skiff", func(t *target, p2c bool) error { return startSkiff(dir, t, skiffBin, backends, certFile, keyFile, p2c) }},
-		{"skiff-b", func(t *target, p2c bool) error { return startSkiff(dir, t, skiffB, backends, certFile, keyFile, p2c) }},
+	var list []proxy
+	for _, s := range []proxy{
+		{name: "nginx", fn: func(t *target, p2c bool) error { return startNginx(dir, t, backends, certFile, keyFile, p2c) }},
+		{name: "haproxy", fn: func(t *target, p2c bool) error { return startHAProxy(dir, t, backends, combined, false, p2c) }},
+		{name: "haproxy-log", fn: func(t *target, p2c bool) error { return startHAProxy(dir, t, backends, combined, true, p2c) }},
+		{name: "caddy", fn: func(t *target, p2c bool) error { return startCaddy(dir, t, backends, certFile, keyFile, p2c) }},
+		{name: "skiff", fn: func(t *target, p2c bool) error { return startSkiff(dir, t, skiffBin, backends, certFile, keyFile, p2c) }},
+		{name: "skiff-b", fn: func(t *target, p2c bool) error { return startSkiff(dir, t, skiffB, backends, certFile, keyFile, p2c) }},
 	} {
 		for _, b := range balances {
-			n := s.name
+			v := s
 			if b == "p2c" {
-				n += "-p2c"
+				v.name, v.p2c = s.name+"-p2c", true
 			}
-			list = append(list, struct {
-				name string
-				p2c  bool
-				fn   starter
-			}{n, b == "p2c", s.fn})
+			list = append(list, v)
 		}
 	}
 	for _, s := range list {

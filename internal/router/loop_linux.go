@@ -268,14 +268,12 @@ type lclient struct {
 	due     time.Time // when the current wait times out
 
 	// the exchange in progress
-	rt      *route
-	t       *table
-	be      *backend
-	u       *upConn
-	sent    time.Time
-	left    int64 // response body bytes still to come
-	upKeep  bool
-	relayed bool
+	rt     *route
+	t      *table
+	be     *backend
+	u      *upConn
+	left   int64 // response body bytes still to come
+	upKeep bool
 }
 
 // ent is what a loop knows about one of its descriptors.
@@ -655,7 +653,7 @@ func (l *evloop) request(lc *lclient) bool {
 	}
 	t := r.tab.Load()
 	rt := t.lookup(x.host)
-	if rt == nil || rt.maintenance || len(rt.backends) == 0 || rt.inflight.Load() >= 200*int64(len(rt.backends)) {
+	if rt == nil || rt.maintenance || len(rt.backends) == 0 || rt.inflight.Load() >= rt.maxInflight() {
 		l.handOff(lc, atParsed, 0)
 		return false
 	}
@@ -676,7 +674,7 @@ func (l *evloop) request(lc *lclient) bool {
 		be.inflight.Add(1)
 	}
 	x.connected, x.connect, x.dyno = true, 0, be.name
-	lc.rt, lc.t, lc.be, lc.u, lc.sent, lc.relayed = rt, t, be, u, x.start, false
+	lc.rt, lc.t, lc.be, lc.u = rt, t, be, u
 	ufc := u.c.(*fdConn)
 	l.ents[ufc.fd].c = lc
 	x.writeRequestHead(u.bw)
@@ -685,7 +683,7 @@ func (l *evloop) request(lc *lclient) bool {
 		return false
 	}
 	lc.state = stResponse
-	lc.due = lc.sent.Add(r.cfg.FirstByte)
+	lc.due = x.start.Add(r.cfg.FirstByte) // the request was sent at x.start
 	return true
 }
 
@@ -756,7 +754,7 @@ func (l *evloop) response(lc *lclient) bool {
 	status, err := x.readResponseHead(u)
 	if err != nil {
 		l.unpick(lc)
-		x.received(lc.be, u, lc.sent, true, true, nil, nil, 0, err) // H17 or H25; u is closed
+		x.received(lc.be, u, x.start, true, true, nil, nil, 0, err) // H17 or H25; u is closed
 		lc.u = nil
 		lc.state = stFlush
 		return true
@@ -768,7 +766,6 @@ func (l *evloop) response(lc *lclient) bool {
 	}
 	x.status = status
 	x.respStarted = true
-	lc.relayed = true
 	lc.upKeep = upKeep
 	lc.left = max(n, 0)
 	h.writeHead(x, &x.resp, status, n)
@@ -782,7 +779,7 @@ func (l *evloop) body(lc *lclient) bool {
 	h := lc.h
 	x := &h.x
 	u := lc.u
-	ok := true
+	var broken *hcode // H27 (the client) or H18 (the dyno) cut the relay
 	for chunks := 0; lc.left > 0; chunks++ {
 		if chunks == 8 {
 			// Let the loop's other connections (and its clock) move.
@@ -791,8 +788,7 @@ func (l *evloop) body(lc *lclient) bool {
 		}
 		if len(lc.fc.out) > 0 {
 			if err := lc.fc.flush(); err != nil {
-				x.code, x.sock = h27, "client"
-				x.keepAlive, ok = false, false
+				broken = h27
 				break
 			}
 			if len(lc.fc.out) > 0 {
@@ -802,31 +798,34 @@ func (l *evloop) body(lc *lclient) bool {
 		}
 		if u.br.Buffered() == 0 {
 			if err := h.bw.Flush(); err != nil {
-				x.code, x.sock = h27, "client"
-				x.keepAlive, ok = false, false
+				broken = h27
 				break
 			}
 			if _, err := u.br.Peek(1); err == errAgain {
 				lc.due = l.now.Add(l.r.cfg.Idle)
 				return false
 			} else if err != nil {
-				x.code, x.sock, x.status = h18, "backend", 503
-				x.keepAlive, ok = false, false
+				broken = h18
 				break
 			}
 		}
 		m := min(int64(u.br.Buffered()), lc.left)
 		p, _ := u.br.Peek(int(m))
 		if _, err := h.bw.Write(p); err != nil {
-			x.code, x.sock = h27, "client"
-			x.keepAlive, ok = false, false
+			broken = h27
 			break
 		}
 		u.br.Discard(int(m))
 		x.bytes += m
 		lc.left -= m
 	}
-	l.release(lc, ok)
+	switch broken {
+	case h27:
+		x.code, x.sock, x.keepAlive = h27, "client", false
+	case h18:
+		x.code, x.sock, x.status, x.keepAlive = h18, "backend", 503, false
+	}
+	l.release(lc, broken == nil)
 	lc.state = stFlush
 	return true
 }
@@ -877,7 +876,7 @@ func (l *evloop) flushed(lc *lclient) bool {
 		err = lc.fc.flush()
 	}
 	if err != nil {
-		if lc.relayed && x.code == nil {
+		if x.respStarted && x.code == nil {
 			x.code, x.sock = h27, "client"
 		}
 		x.keepAlive = false
@@ -902,8 +901,8 @@ func (l *evloop) done(lc *lclient) {
 	}
 	x := &lc.h.x
 	x.end = l.now
-	if lc.relayed {
-		x.service, x.serviced = x.end.Sub(lc.sent), true
+	if x.respStarted {
+		x.service, x.serviced = x.end.Sub(x.start), true
 	}
 	x.finish(lc.rt)
 	l.served.Add(1)
@@ -932,7 +931,7 @@ func (l *evloop) handOff(lc *lclient, at, status int) {
 	if lc.u != nil {
 		l.unpick(lc)
 	}
-	u, be, rt, t, sent := lc.u, lc.be, lc.rt, lc.t, lc.sent
+	u, be, rt, t, sent := lc.u, lc.be, lc.rt, lc.t, x.start
 	lc.u, lc.be, lc.rt, lc.t = nil, nil, nil, nil
 	if u != nil {
 		if err := u.c.(*fdConn).detach(); err != nil {
@@ -1021,7 +1020,7 @@ func (l *evloop) sweep() {
 			}
 			l.closeClient(lc)
 		default:
-			if lc.relayed && x.code == nil {
+			if x.respStarted && x.code == nil {
 				x.code, x.sock = h27, "client"
 			}
 			l.done(lc)

@@ -253,7 +253,7 @@ func (x *exchange) proxyFrom(t *table, rt *route, be0 *backend, u0 *upConn) {
 			x.fail(h80, 503, pageMaintenance)
 			return
 		}
-		if n := rt.inflight.Load(); n > 200*int64(max(1, len(rt.backends))) {
+		if rt.inflight.Load() > rt.maxInflight() {
 			x.fail(h11, 503, pageAppError)
 			return
 		}

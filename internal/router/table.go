@@ -49,6 +49,10 @@ type route struct {
 	inflight    *atomic.Int64 // per app, for H11
 }
 
+// maxInflight is how many requests the app may have in flight before
+// the router answers H11: 200 per up web dyno.
+func (rt *route) maxInflight() int64 { return 200 * int64(max(1, len(rt.backends))) }
+
 // backend carries state that outlives table swaps: in-flight count,
 // quarantine and the pool of idle connections.
 type backend struct {
