@@ -116,7 +116,7 @@ func runRouter(args []string) error {
 
 	// The first table, before any listener opens: a router without one
 	// would answer every request with "no such app".
-	var etag string
+	var etag, stamp string
 	apply := func(routes []router.Route, certs []router.NamedCert, why string) error {
 		if err := cs.SetNamed(certs); err != nil {
 			return err
@@ -133,6 +133,9 @@ func runRouter(args []string) error {
 			return err
 		}
 	} else {
+		// The stamp is taken before the read, so that a change written
+		// at any moment after it is seen by the watch below.
+		stamp = fileStamp(tablePath)
 		f, certs, err := router.ReadFile(tablePath)
 		if err != nil {
 			return err
@@ -202,7 +205,6 @@ func runRouter(args []string) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	stamp := fileStamp(tablePath)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	reload := func(why string) {
@@ -304,12 +306,16 @@ func apiHTTPClient(caFile string) (*http.Client, error) {
 	return &http.Client{Transport: tr}, nil
 }
 
+// fileStamp identifies one version of the file at path. Besides the
+// modification time and size it holds the inode and change time: a file
+// replaced by rename within one tick of the kernel's coarse clock may have
+// the same mtime and size as the one before.
 func fileStamp(path string) string {
-	st, err := os.Stat(path)
-	if err != nil {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
 		return ""
 	}
-	return fmt.Sprint(st.ModTime().UnixNano(), st.Size())
+	return fmt.Sprint(st.Ino, st.Ctim.Nano(), st.Mtim.Nano(), st.Size)
 }
 
 // lineWriter prints router log lines as `heroku logs` shows them, in
