@@ -288,8 +288,7 @@ type ent struct {
 type evloop struct {
 	r      *Router
 	epfd   int
-	pf     *os.File // epfd, for the netpoller
-	efd    int      // eventfd: new connections in the inbox, or Close
+	efd    int // eventfd: new connections in the inbox, or Close
 	now    time.Time
 	ents   []ent // by descriptor
 	conns  map[*lclient]struct{}
@@ -326,7 +325,7 @@ func (r *Router) startLoops() {
 	}
 	n := r.cfg.Loops
 	if n == 0 {
-		n = runtime.GOMAXPROCS(0)
+		n = baseProcs()
 	}
 	for range n {
 		l, err := newLoop(r)
@@ -350,15 +349,13 @@ func newLoop(r *Router) (*evloop, error) {
 		return nil, err
 	}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Fd: int32(efd)}
-	if err = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, efd, &ev); err == nil {
-		err = unix.SetNonblock(epfd, true)
-	}
+	err = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, efd, &ev)
 	if err != nil {
 		unix.Close(epfd)
 		unix.Close(efd)
 		return nil, err
 	}
-	return &evloop{r: r, epfd: epfd, pf: os.NewFile(uintptr(epfd), "epoll"), efd: efd, conns: map[*lclient]struct{}{},
+	return &evloop{r: r, epfd: epfd, efd: efd, conns: map[*lclient]struct{}{},
 		idle: map[*backend]*idleConns{}, events: make([]unix.EpollEvent, 256)}, nil
 }
 
@@ -414,42 +411,50 @@ func (l *evloop) signal() {
 	unix.Write(l.efd, one[:])
 }
 
-// poll returns the events ready now.
-func (l *evloop) poll() int {
+// poll returns the events ready now or within wait. The loop's thread
+// blocks in epoll_pwait itself, as nginx's and HAProxy's do: an event
+// wakes it directly. While busy it does so without telling the runtime
+// (RawSyscall), so it keeps its P and no other thread is woken to make
+// up for it; the loops therefore add one P each to GOMAXPROCS
+// (loopProcs), and the rest of the process keeps as many as it had. A
+// quiet wait tells the runtime (Syscall): the P goes to other work, and
+// the runtime's preemption, which would interrupt a RawSyscall every
+// 10 ms, leaves the thread alone.
+func (l *evloop) poll(wait time.Duration, quiet bool) int {
 	ev := l.events
-	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&ev[0])), uintptr(len(ev)), 0, 0, 0)
+	call := unix.RawSyscall6
+	if quiet {
+		call = unix.Syscall6
+	}
+	r, _, e := call(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&ev[0])), uintptr(len(ev)), uintptr(wait/time.Millisecond), 0, 0)
 	if e != 0 {
-		return 0
+		return 0 // EINTR: a signal, such as the runtime's preemption
 	}
 	return int(r)
 }
 
-// run is the loop. It polls epoll without blocking; when nothing is
-// ready it parks on Go's netpoller, which watches the epoll descriptor
-// itself: no thread sits in a blocking system call (the runtime would
-// take its P away and wake other threads to make up for it), and the
-// runtime schedules other goroutines meanwhile. The park's deadline
-// brings the loop round every 100 ms for the timeouts.
+// busyWait is how long a loop waits for its next event before its wait
+// becomes a quiet one.
+const busyWait = 5 * time.Millisecond
+
+// run is the loop. Waiting in the loop's own epoll_pwait, rather than
+// parking the goroutine on Go's netpoller, is worth about a tenth of a
+// busy router's throughput on two cores: through the netpoller, each
+// wake-up goes from the runtime's polling thread to a P to the loop, and
+// the extra hand-offs between threads leave the CPUs idle for moments
+// while requests wait (bench/README.md, session 6). The quiet wait ends
+// every 100 ms for the timeouts.
 func (l *evloop) run() {
 	defer l.r.wg.Done()
+	loopProcs(1)
+	defer loopProcs(-1)
 	tick := l.r.cfg.Now()
-	park, err := l.pf.SyscallConn()
-	if err != nil {
-		panic(err) // an *os.File always has one
-	}
-	l.pf.SetReadDeadline(tick.Add(100 * time.Millisecond))
-	n := 0
-	// RawConn.Read clears the descriptor's readiness before it calls
-	// ready, so ready polls again rather than trusting the poll before
-	// it: an edge between the two would otherwise be lost until the
-	// deadline. The first poll keeps a busy loop off RawConn.Read.
-	ready := func(uintptr) bool { n = l.poll(); return n > 0 }
 	for {
-		n = l.poll()
-		if n == 0 && len(l.posted) == 0 {
-			if err := park.Read(ready); err != nil {
-				l.pf.SetReadDeadline(l.r.cfg.Now().Add(100 * time.Millisecond))
-			}
+		var n int
+		if len(l.posted) > 0 {
+			n = l.poll(0, false)
+		} else if n = l.poll(busyWait, false); n == 0 {
+			n = l.poll(100*time.Millisecond, true)
 		}
 		l.now = l.r.cfg.Now()
 		for i := range n {
@@ -478,6 +483,29 @@ func (l *evloop) run() {
 			l.sweep()
 		}
 	}
+}
+
+// procs is what the running loops added to GOMAXPROCS.
+var procs struct {
+	sync.Mutex
+	held int
+}
+
+// loopProcs changes GOMAXPROCS by d as a loop starts (1) or ends (-1):
+// a loop's thread keeps its P while it waits in epoll, so each loop
+// brings its own.
+func loopProcs(d int) {
+	procs.Lock()
+	defer procs.Unlock()
+	procs.held += d
+	runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + d)
+}
+
+// baseProcs is GOMAXPROCS without the loops' own Ps.
+func baseProcs() int {
+	procs.Lock()
+	defer procs.Unlock()
+	return runtime.GOMAXPROCS(0) - procs.held
 }
 
 func (l *evloop) event(ev unix.EpollEvent) {
@@ -1062,5 +1090,5 @@ func (l *evloop) shutdown() {
 		}
 		delete(l.idle, be)
 	}
-	l.pf.Close()
+	unix.Close(l.epfd)
 }
