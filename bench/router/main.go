@@ -139,7 +139,6 @@ func waitPort(port int) error {
 
 type target struct {
 	name        string
-	p2c         bool // power-of-two-choices balance, else random
 	http, https int
 	procs       []*proc
 }
@@ -233,7 +232,7 @@ func run(d time.Duration, conns, threads, rounds int, skiffBin, only, scen strin
 		if !use(s.name) || strings.HasPrefix(s.name, "skiff-b") && skiffB == "" {
 			continue
 		}
-		t := &target{name: s.name, p2c: s.p2c, http: freePort(), https: freePort()}
+		t := &target{name: s.name, http: freePort(), https: freePort()}
 		if err := s.fn(t, s.p2c); err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}

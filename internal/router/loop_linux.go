@@ -21,9 +21,10 @@ import (
 )
 
 // The event loops serve plain HTTP/1.1 keep-alive connections the way
-// nginx and HAProxy do: one loop per core, each with its own epoll set,
-// edge-triggered, non-blocking system calls made directly (no goroutine
-// parks and wakes per request, no read that returns EAGAIN per request).
+// nginx and HAProxy do: one loop per core, each with its own
+// edge-triggered epoll set that its thread waits on, and non-blocking
+// reads and writes made directly (no goroutine parks and wakes per
+// request, no read that returns EAGAIN per request).
 // A loop handles the common request end to end: a whole head without a
 // body for a routed host, answered by a dyno with a plain response
 // (Content-Length, or none for HEAD/204/304) on a pooled connection.
@@ -438,8 +439,8 @@ func (l *evloop) poll(wait time.Duration, quiet bool) int {
 const busyWait = 5 * time.Millisecond
 
 // run is the loop. Waiting in the loop's own epoll_pwait, rather than
-// parking the goroutine on Go's netpoller, is worth about a tenth of a
-// busy router's throughput on two cores: through the netpoller, each
+// parking the goroutine on Go's netpoller, was worth 4-17 % of a busy
+// router's throughput on two cores in A/B runs: through the netpoller, each
 // wake-up goes from the runtime's polling thread to a P to the loop, and
 // the extra hand-offs between threads leave the CPUs idle for moments
 // while requests wait (bench/README.md, session 6). The quiet wait ends
