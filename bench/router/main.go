@@ -246,12 +246,16 @@ func run(d time.Duration, conns, threads, rounds int, skiffBin, only, scen strin
 	}
 	fmt.Printf("# bench/router: %d cores (%s), wrk -t%d -c%d -d%s, 4 Go backends, body 13 bytes; machine shared with other work\n",
 		runtime.NumCPU(), runtime.GOARCH, threads, conns, d)
-	fmt.Printf("# %d interleaved rounds per scenario: the median round is shown; a ratio is the median of the rounds' ratios to the nginx of the same balance\n", rounds)
+	fmt.Printf("# %d interleaved rounds per scenario, each starting with the next proxy: the median round is shown; a ratio is the median of the rounds' ratios to the nginx of the same balance\n", rounds)
 	for _, sc := range strings.Split(scen, ",") {
 		runs := map[string][]result{}
 		var order []string
 		for round := 0; round < rounds; round++ {
-			for _, t := range targets {
+			// Each round starts with the next proxy, so that none is
+			// always the one right after another's load (or right
+			// after the idle pause between rounds).
+			for k := range targets {
+				t := targets[(k+round)%len(targets)]
 				port, scheme := t.http, "http"
 				var extra []string
 				switch sc {
@@ -304,6 +308,7 @@ func run(d time.Duration, conns, threads, rounds int, skiffBin, only, scen strin
 			results = append(results, m)
 		}
 		printResults(sc, results)
+		headToHead(runs, order)
 	}
 	return nil
 }
