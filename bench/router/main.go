@@ -34,6 +34,7 @@ const host = "app.bench.test"
 
 var (
 	skiffProcs int
+	verbose    bool
 	skiffB     string
 	balances   []string
 )
@@ -49,6 +50,7 @@ func main() {
 	balance := flag.String("balance", "random,p2c", "the balances each proxy runs with: random, p2c or both")
 	scen := flag.String("scenarios", "http,https,https-new", "comma-separated scenarios")
 	keep := flag.Bool("keep", false, "keep the temporary directory (configs, logs)")
+	flag.BoolVar(&verbose, "v", false, "print every run's figures to standard error as it ends")
 	flag.IntVar(&skiffProcs, "skiff-procs", 0, "GOMAXPROCS for skiff router (0: Go's default, the number of cores)")
 	rounds := flag.Int("rounds", 3, "rounds per scenario; the proxies take turns in each round and the median round is reported")
 	flag.Parse()
@@ -299,6 +301,10 @@ func run(d time.Duration, conns, threads, rounds int, skiffBin, only, scen strin
 				}
 				res.idle = float64(idleTime()-idle0) / float64(time.Duration(runtime.NumCPU())*d)
 				runs[t.name] = append(runs[t.name], res)
+				if verbose {
+					fmt.Fprintf(os.Stderr, "round %d %s %s: %.0f req/s p99 %s proxy %.1fµs backends %.1fµs wrk %.1fµs idle %.1f%%\n",
+						round+1, sc, t.name, res.rps, res.p99, float64(res.cpuPerReq)/1e3, float64(res.backendPerReq)/1e3, float64(res.wrkPerReq)/1e3, 100*res.idle)
+				}
 			}
 		}
 		var results []result
