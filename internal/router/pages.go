@@ -1,5 +1,10 @@
 package router
 
+import (
+	"html"
+	"net/url"
+)
+
 // Pages the router answers with itself. They are plain on purpose (Heroku
 // serves unstyled HTML for system errors); the wording is Skiff's own.
 const (
@@ -24,3 +29,23 @@ If you are the application owner, check your logs for details (<code>heroku logs
 `
 	pageBadRequest = "Bad Request\n"
 )
+
+// customPage is the page that shows the app's own page at rawURL in place
+// of def: the router still answers with its status, and the browser
+// loads the page (and the assets it names by relative paths) from where
+// it is hosted, as Heroku's ERROR_PAGE_URL and MAINTENANCE_PAGE_URL do.
+// The router never fetches it, so a slow or missing page host cannot
+// slow an error answer. def when rawURL is empty or not an absolute
+// http(s) URL.
+func customPage(rawURL, title, def string) string {
+	u, err := url.Parse(rawURL)
+	if rawURL == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return def
+	}
+	src := html.EscapeString(u.String())
+	return `<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>` + title + `</title>
+<style>html,body,iframe{margin:0;padding:0;border:0;width:100%;height:100%;overflow:hidden}</style></head>
+<body><iframe src="` + src + `" title="` + title + `"></iframe></body></html>
+`
+}

@@ -947,3 +947,39 @@ func TestACMEChallenge(t *testing.T) {
 		}
 	}
 }
+
+// An app's ERROR_PAGE_URL and MAINTENANCE_PAGE_URL replace the router's
+// pages (in an iframe, with the router's status); anything but an
+// absolute http(s) URL is ignored, and the URL cannot break out of the
+// attribute it is written in.
+func TestCustomPages(t *testing.T) {
+	none := app("none")
+	none.ErrorPage = "https://pages.example/error.html?a=1&b=2"
+	maint := app("maint")
+	maint.Maintenance = true
+	maint.ErrorPage = "https://pages.example/error.html"
+	maint.MaintenancePage = "https://pages.example/maint.html"
+	bad := app("bad")
+	bad.ErrorPage = "javascript:alert(1)"
+	quote := app("quote")
+	quote.ErrorPage = `https://pages.example/"><script>x</script>`
+	h := start(t, fastConfig(), none, maint, bad, quote)
+	for _, tc := range []struct {
+		app, status, want, not string
+	}{
+		{"none", "503", `<iframe src="https://pages.example/error.html?a=1&amp;b=2"`, "Application error"},
+		{"maint", "503", `<iframe src="https://pages.example/maint.html"`, "error.html"},
+		{"bad", "503", "Application error", "iframe"},
+		{"quote", "503", `<iframe src="https://pages.example/%22%3E%3Cscript%3Ex%3C/script%3E"`, "<script>"},
+	} {
+		t.Run(tc.app, func(t *testing.T) {
+			res, body := get(t, h, tc.app+".skiff.test", "/")
+			if want, _ := strconv.Atoi(tc.status); res.StatusCode != want || !strings.Contains(body, tc.want) || strings.Contains(body, tc.not) {
+				t.Errorf("%d %q, want %s with %q and without %q", res.StatusCode, body, tc.status, tc.want, tc.not)
+			}
+			if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+				t.Errorf("Content-Type %q", ct)
+			}
+		})
+	}
+}

@@ -24,6 +24,12 @@ type Route struct {
 	Backends    []Backend `json:"backends"`           // up web dynos
 	Starting    int       `json:"starting,omitempty"` // web dynos starting (H20 after the boot wait)
 	Crashed     int       `json:"crashed,omitempty"`  // web dynos crashed (H10 when none is up)
+	// ErrorPage and MaintenancePage are the app's ERROR_PAGE_URL and
+	// MAINTENANCE_PAGE_URL: pages hosted elsewhere that the router's
+	// error and maintenance answers show in place of its own (in an
+	// iframe, as Heroku does). Empty, or not an http(s) URL: its own.
+	ErrorPage       string `json:"error_page,omitempty"`
+	MaintenancePage string `json:"maintenance_page,omitempty"`
 }
 
 // Backend is one up web dyno.
@@ -45,6 +51,8 @@ type route struct {
 	backends    []*backend
 	starting    int
 	crashed     int
+	errorPage   string // the page for H-code answers: pageAppError or the app's own
+	maintPage   string // the page for H80: pageMaintenance or the app's own
 	metrics     *appMetrics
 	inflight    *atomic.Int64 // per app, for H11
 }
@@ -103,7 +111,9 @@ func (s *states) build(routes []Route, idleTimeout time.Duration) *table {
 		as.metrics.name = r.App
 		seenA[key] = true
 		rt := &route{id: r.AppID, name: r.App, maintenance: r.Maintenance, p2c: r.Balance == BalanceP2C,
-			starting: r.Starting, crashed: r.Crashed, metrics: as.metrics, inflight: &as.inflight}
+			starting: r.Starting, crashed: r.Crashed, metrics: as.metrics, inflight: &as.inflight,
+			errorPage: customPage(r.ErrorPage, "Application Error", pageAppError),
+			maintPage: customPage(r.MaintenancePage, "Offline for Maintenance", pageMaintenance)}
 		for _, b := range r.Backends {
 			k := key + "\x00" + b.Addr + "\x00" + b.Name
 			be := s.backends[k]

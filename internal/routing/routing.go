@@ -117,8 +117,9 @@ func (f *Feed) rebuild(ctx context.Context) {
 
 // Build makes the routing table: one route per app with its default host
 // <app>.<base domain> and its custom domains; its up web dynos as
-// backends; and how many web dynos are starting or crashed, for H20 and
-// H10.
+// backends; how many web dynos are starting or crashed, for H20 and
+// H10; and the custom error and maintenance pages of its current
+// release's config (ERROR_PAGE_URL, MAINTENANCE_PAGE_URL).
 func (f *Feed) Build(ctx context.Context) ([]router.Route, error) {
 	apps, err := f.Apps.Desired(ctx)
 	if err != nil {
@@ -137,6 +138,10 @@ func (f *Feed) Build(ctx context.Context) ([]router.Route, error) {
 			Hosts: append([]string{a.Name + "." + f.BaseDomain}, custom[a.ID]...)}
 		if s.RouterP2C {
 			r.Balance = router.BalanceP2C
+		}
+		if s.Release != nil {
+			r.ErrorPage = s.Release.Config["ERROR_PAGE_URL"]
+			r.MaintenancePage = s.Release.Config["MAINTENANCE_PAGE_URL"]
 		}
 		if f.Dynos != nil {
 			for _, d := range f.Dynos.Dynos(a.ID) {

@@ -23,7 +23,8 @@ func (d dynos) Dynos(appID string) []dyno.Info { return d[appID] }
 func TestBuild(t *testing.T) {
 	f := &Feed{
 		Apps: apps{
-			{App: &store.App{ID: "a1", Name: "shop", Maintenance: true}},
+			{App: &store.App{ID: "a1", Name: "shop", Maintenance: true}, Release: &store.Release{Config: map[string]string{
+				"ERROR_PAGE_URL": "https://pages.example/error.html", "MAINTENANCE_PAGE_URL": "https://pages.example/maint.html", "OTHER": "x"}}},
 			{App: &store.App{ID: "a2", Name: "blog"}, RouterP2C: true},
 		},
 		Dynos: dynos{
@@ -49,7 +50,8 @@ func TestBuild(t *testing.T) {
 		{AppID: "a1", App: "shop", Maintenance: true, Balance: router.BalanceRandom,
 			Hosts:    []string{"shop.skiff.test", "www.shop.example"},
 			Backends: []router.Backend{{Name: "web.1", Addr: "10.0.0.2:5000"}, {Name: "web.2", Addr: "10.0.0.3:5000"}},
-			Starting: 2, Crashed: 1},
+			Starting: 2, Crashed: 1,
+			ErrorPage: "https://pages.example/error.html", MaintenancePage: "https://pages.example/maint.html"},
 		{AppID: "a2", App: "blog", Balance: router.BalanceP2C, Hosts: []string{"blog.skiff.test"}},
 	}
 	if !reflect.DeepEqual(got, want) {

@@ -141,6 +141,29 @@ func TestRouterWithDynos(t *testing.T) {
 	out := h.ok(t, "logs", "-a", "routed", "-n", "10", "--source", "heroku", "--dyno", "router")
 	wantMatch(t, out, "stdout", `(?m)^\S+ heroku\[router\]: at=error code=H14 desc="No web processes running" method=GET path="/" host=routed\.localhost request_id=[0-9a-f-]{36} fwd="127\.0\.0\.1" dyno= connect= service= status=503 bytes=0 protocol=http$`)
 
+	// The app's own error and maintenance pages, from its config vars,
+	// replace the router's: shown in an iframe, with the router's 503.
+	h.ok(t, "config:set", "ERROR_PAGE_URL=https://pages.example/error.html",
+		"MAINTENANCE_PAGE_URL=https://pages.example/maint.html", "-a", "routed")
+	routerShows := func(want string) func() bool {
+		return func() bool {
+			req, _ := http.NewRequest("GET", s.RouterURL+"/", nil)
+			req.Host = host
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return false
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			return res.StatusCode == 503 && bytes.Contains(b, []byte(`<iframe src="`+want+`"`))
+		}
+	}
+	waitFor(t, "the app's error page", routerShows("https://pages.example/error.html"))
+	h.ok(t, "maintenance:on", "-a", "routed")
+	waitFor(t, "the app's maintenance page", routerShows("https://pages.example/maint.html"))
+	h.ok(t, "maintenance:off", "-a", "routed")
+	h.ok(t, "config:unset", "ERROR_PAGE_URL", "MAINTENANCE_PAGE_URL", "-a", "routed")
+
 	s.apiJSON(t, s.AdminToken, "PATCH", "/apps/routed/formation",
 		map[string]any{"updates": []map[string]string{{"type": "web", "docker_image": img}}},
 		"application/vnd.heroku+json; version=3.docker-releases", 200, nil)
