@@ -333,31 +333,35 @@ func refOf(name string) string {
 // there is no reference.
 func pairedRatios(rs, ref []result) [3]float64 {
 	var out [3]float64
-	if len(ref) != len(rs) || len(rs) == 0 {
-		return out
-	}
 	for k := range out {
-		var rr []float64
-		for i := range rs {
-			var a, b float64
-			switch k {
-			case 0:
-				a, b = rs[i].rps, ref[i].rps
-			case 1:
-				a, b = float64(rs[i].p99), float64(ref[i].p99)
-			case 2:
-				a, b = float64(rs[i].cpuPerReq), float64(ref[i].cpuPerReq)
-			}
-			if a > 0 && b > 0 {
-				rr = append(rr, a/b)
-			}
-		}
-		if len(rr) > 0 {
-			slices.Sort(rr)
-			out[k] = rr[len(rr)/2]
-		}
+		out[k] = medianOf(roundRatios(rs, ref, k))
 	}
 	return out
+}
+
+// roundRatios is, round by round, rs's figure k over ref's: 0 requests/s,
+// 1 p99, 2 CPU per request. Rounds where either is missing are left out;
+// nil when the two did not run the same rounds.
+func roundRatios(rs, ref []result, k int) []float64 {
+	if len(ref) != len(rs) {
+		return nil
+	}
+	var rr []float64
+	for i := range rs {
+		var a, b float64
+		switch k {
+		case 0:
+			a, b = rs[i].rps, ref[i].rps
+		case 1:
+			a, b = float64(rs[i].p99), float64(ref[i].p99)
+		case 2:
+			a, b = float64(rs[i].cpuPerReq), float64(ref[i].cpuPerReq)
+		}
+		if a > 0 && b > 0 {
+			rr = append(rr, a/b)
+		}
+	}
+	return rr
 }
 
 // median is the run with the median throughput (its latencies with it),

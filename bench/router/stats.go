@@ -61,49 +61,33 @@ func medianCI(rs []float64) (lo, hi float64, ok bool) {
 // headToHead prints, for each Skiff build, how it fared round by round
 // against each HAProxy and Caddy of the same balance that ran.
 func headToHead(runs map[string][]result, order []string) {
-	suffix := func(n string) string {
-		if strings.HasSuffix(n, "-p2c") {
-			return "-p2c"
-		}
-		return ""
-	}
-	base := func(n string) string { return strings.TrimSuffix(n, "-p2c") }
+	p2c := func(n string) bool { return strings.HasSuffix(n, "-p2c") }
+	peer := map[string]bool{"haproxy": true, "haproxy-log": true, "caddy": true}
 	var lines []string
 	for _, a := range order {
 		if !strings.HasPrefix(a, "skiff") {
 			continue
 		}
 		for _, b := range order {
-			if b == a || suffix(a) != suffix(b) || strings.HasPrefix(b, "skiff") || base(b) == "nginx" || base(b) == "direct" {
+			if !peer[strings.TrimSuffix(b, "-p2c")] || p2c(a) != p2c(b) {
 				continue
 			}
-			ra, rb := runs[a], runs[b]
-			if len(ra) != len(rb) || len(ra) == 0 {
-				continue
-			}
-			var rps, p99 []float64
-			wins := 0
-			for i := range ra {
-				if ra[i].rps <= 0 || rb[i].rps <= 0 {
-					continue
-				}
-				rps = append(rps, ra[i].rps/rb[i].rps)
-				if ra[i].rps > rb[i].rps {
-					wins++
-				}
-				if ra[i].p99 > 0 && rb[i].p99 > 0 {
-					p99 = append(p99, float64(ra[i].p99)/float64(rb[i].p99))
-				}
-			}
+			rps := roundRatios(runs[a], runs[b], 0)
 			if len(rps) == 0 {
 				continue
+			}
+			wins := 0
+			for _, r := range rps {
+				if r > 1 {
+					wins++
+				}
 			}
 			ci := "–"
 			if lo, hi, ok := medianCI(rps); ok {
 				ci = fmt.Sprintf("%.2f–%.2f", lo, hi)
 			}
 			lines = append(lines, fmt.Sprintf("| %s vs %s | %d | %.3f | %s | %d of %d | %.3f | %.2f |",
-				a, b, len(rps), medianOf(rps), ci, wins, len(rps), signTest(wins, len(rps)), medianOf(p99)))
+				a, b, len(rps), medianOf(rps), ci, wins, len(rps), signTest(wins, len(rps)), medianOf(roundRatios(runs[a], runs[b], 1))))
 		}
 	}
 	if len(lines) == 0 {
@@ -115,8 +99,8 @@ func headToHead(runs map[string][]result, order []string) {
 	}
 }
 
-// medianOf is the median of xs (the upper one of an even count, as
-// pairedRatios takes it); zero for none.
+// medianOf is the median of xs (the upper one of an even count); zero
+// for none.
 func medianOf(xs []float64) float64 {
 	if len(xs) == 0 {
 		return 0

@@ -192,15 +192,6 @@ func newRequestID(b *[36]byte) {
 	}
 }
 
-// errPage is the page for an H-code answer: the app's own when it has
-// one (ERROR_PAGE_URL), else the router's.
-func (x *exchange) errPage() string {
-	if x.route != nil {
-		return x.route.errorPage
-	}
-	return pageAppError
-}
-
 // fail answers with a router error and records it for the log line.
 func (x *exchange) fail(c *hcode, status int, page string) {
 	x.code = c
@@ -263,7 +254,7 @@ func (x *exchange) proxyFrom(t *table, rt *route, be0 *backend, u0 *upConn) {
 			return
 		}
 		if rt.inflight.Load() > rt.maxInflight() {
-			x.fail(h11, 503, x.errPage())
+			x.fail(h11, 503, x.route.errorPage)
 			return
 		}
 	}
@@ -282,7 +273,7 @@ func (x *exchange) proxyFrom(t *table, rt *route, be0 *backend, u0 *upConn) {
 				case rt.starting > 0:
 					// Hold the request while a web dyno boots (H20 after BootWait).
 					if !x.waitChange(t, deadline, 0) {
-						x.fail(h20, 503, x.errPage())
+						x.fail(h20, 503, x.route.errorPage)
 						return
 					}
 					if t, rt = x.reroute(); rt == nil {
@@ -290,9 +281,9 @@ func (x *exchange) proxyFrom(t *table, rt *route, be0 *backend, u0 *upConn) {
 					}
 					continue
 				case rt.crashed > 0:
-					x.fail(h10, 503, x.errPage())
+					x.fail(h10, 503, x.route.errorPage)
 				default:
-					x.fail(h14, 503, x.errPage())
+					x.fail(h14, 503, x.route.errorPage)
 				}
 				return
 			}
@@ -303,12 +294,12 @@ func (x *exchange) proxyFrom(t *table, rt *route, be0 *backend, u0 *upConn) {
 			be = pick(rt, tried[:ntried], now.UnixNano())
 			if be == nil {
 				if attempts > 0 && allTried(rt, tried[:ntried]) {
-					x.fail(lastErr, 503, x.errPage())
+					x.fail(lastErr, 503, x.route.errorPage)
 					return
 				}
 				// Every dyno is quarantined: keep looking until the budget ends.
 				if !x.waitChange(t, deadline, backoff) && r.cfg.Now().After(deadline) {
-					x.fail(h99, 503, x.errPage())
+					x.fail(h99, 503, x.route.errorPage)
 					return
 				}
 				backoff = min(2*backoff, 500*time.Millisecond)
@@ -342,7 +333,7 @@ func (x *exchange) proxyFrom(t *table, rt *route, be0 *backend, u0 *upConn) {
 			ntried++
 		}
 		if attempts >= r.cfg.MaxAttempts {
-			x.fail(lastErr, 503, x.errPage())
+			x.fail(lastErr, 503, x.route.errorPage)
 			return
 		}
 	}
@@ -475,7 +466,7 @@ func (x *exchange) forwardTo(be *backend, now time.Time, u0 *upConn) (retry bool
 		// and the request moves to another).
 		replays++
 		if replays > 2 {
-			x.fail(h13, 503, x.errPage())
+			x.fail(h13, 503, x.route.errorPage)
 			return false, nil
 		}
 		now = r.cfg.Now()
@@ -568,7 +559,7 @@ func (x *exchange) received(be *backend, u *upConn, sent time.Time, reused, repl
 		switch {
 		case errors.As(err, &ne) && ne.Timeout():
 			x.service, x.serviced = r.cfg.FirstByte, true
-			x.fail(h12, 503, x.errPage())
+			x.fail(h12, 503, x.route.errorPage)
 		case err == io.EOF || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) || werr != nil:
 			// A pooled connection the dyno closed meanwhile, or a dyno that
 			// died under an idempotent request: nothing reached the app's
@@ -576,12 +567,12 @@ func (x *exchange) received(be *backend, u *upConn, sent time.Time, reused, repl
 			if replayable && (reused || x.idempotent()) {
 				return true
 			}
-			x.fail(h13, 503, x.errPage())
+			x.fail(h13, 503, x.route.errorPage)
 		case err == errOversized || err == errBadLength || err == errCookie:
 			x.cause = err.Error()
-			x.fail(h25, 502, x.errPage())
+			x.fail(h25, 502, x.route.errorPage)
 		default:
-			x.fail(h17, 503, x.errPage())
+			x.fail(h17, 503, x.route.errorPage)
 		}
 		return false
 	}
@@ -785,7 +776,7 @@ func (x *exchange) relayResponse(be *backend, u *upConn, status int, sent time.T
 	if err != nil {
 		u.discard()
 		x.cause = err.Error()
-		x.fail(h25, 502, x.errPage())
+		x.fail(h25, 502, x.route.errorPage)
 		return
 	}
 	x.status = status

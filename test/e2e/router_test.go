@@ -145,22 +145,9 @@ func TestRouterWithDynos(t *testing.T) {
 	// replace the router's: shown in an iframe, with the router's 503.
 	h.ok(t, "config:set", "ERROR_PAGE_URL=https://pages.example/error.html",
 		"MAINTENANCE_PAGE_URL=https://pages.example/maint.html", "-a", "routed")
-	routerShows := func(want string) func() bool {
-		return func() bool {
-			req, _ := http.NewRequest("GET", s.RouterURL+"/", nil)
-			req.Host = host
-			res, err := http.DefaultClient.Do(req)
-			if err != nil {
-				return false
-			}
-			b, _ := io.ReadAll(res.Body)
-			res.Body.Close()
-			return res.StatusCode == 503 && bytes.Contains(b, []byte(`<iframe src="`+want+`"`))
-		}
-	}
-	waitFor(t, "the app's error page", routerShows("https://pages.example/error.html"))
+	pollRouter(t, s.RouterURL, host, 503, `<iframe src="https://pages.example/error.html"`)
 	h.ok(t, "maintenance:on", "-a", "routed")
-	waitFor(t, "the app's maintenance page", routerShows("https://pages.example/maint.html"))
+	pollRouter(t, s.RouterURL, host, 503, `<iframe src="https://pages.example/maint.html"`)
 	h.ok(t, "maintenance:off", "-a", "routed")
 	h.ok(t, "config:unset", "ERROR_PAGE_URL", "MAINTENANCE_PAGE_URL", "-a", "routed")
 
